@@ -1,0 +1,1 @@
+"""The ``ssp`` command: a thin typer front end over the :mod:`circuit` library."""
