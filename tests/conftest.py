@@ -1,0 +1,71 @@
+"""Shared test helpers: a fresh circuit per test and terse expected payloads.
+
+Other test modules import these names (``make_circuit``, ``payloads``, ``streaming``,
+``flat``, ``canonical_json``, ``by_canonical_json``, ``flat_hash``): keep them stable.
+The expected payloads are built here independently of the engine's own helpers
+(``flat_hash`` hashes with BLAKE3 directly) so a bug there cannot hide itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from blake3 import blake3
+
+from circuit import Circuit, ViewUpdate
+from circuit.metrics import FakeClock
+
+EMPTY_HASH = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+
+
+def make_circuit(**options: Any) -> Circuit:
+    """A circuit with a fake clock (deterministic metrics); ``options`` go to ``Circuit``."""
+    options.setdefault("clock", FakeClock())
+    return Circuit(**options)
+
+
+def payloads(updates: Iterable[ViewUpdate | None]) -> list[dict[str, Any]]:
+    """The JSON payloads of ``updates`` (a ``None`` registration result is dropped)."""
+    return [u.to_json() for u in updates if u is not None]
+
+
+def streaming(view: str, seq: int, *records: tuple[str, str, int]) -> dict[str, Any]:
+    """The expected streaming payload; ``records`` are ``(id, event, version)`` in order."""
+    return {
+        "format": "streaming",
+        "view": view,
+        "seq": seq,
+        "records": [{"id": i, "event": e, "version": v} for i, e, v in records],
+    }
+
+
+def flat_hash(ids: Iterable[str]) -> str:
+    """BLAKE3 hex of the sorted ids, each followed by one NUL byte (SPEC 3.3)."""
+    hasher = blake3()
+    for member_id in sorted(ids):
+        hasher.update(member_id.encode("utf-8") + b"\0")
+    return hasher.hexdigest()
+
+
+def flat(view: str, seq: int, *members: tuple[str, int]) -> dict[str, Any]:
+    """The expected flat payload for ``members`` (``(id, version)``, any order)."""
+    ordered = sorted(members)
+    return {
+        "format": "flat",
+        "view": view,
+        "seq": seq,
+        "result_hash": flat_hash(i for i, _ in ordered),
+        "result_data": [[i, v] for i, v in ordered],
+    }
+
+
+def canonical_json(value: Any) -> str:
+    """Keys sorted, no spaces, non-ASCII as is (SPEC 3.3)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def by_canonical_json(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in the order ``Circuit.rows`` uses for a view without ORDER BY."""
+    return sorted(rows, key=canonical_json)
