@@ -1,0 +1,155 @@
+"""The sqlglot oracle: ``sqlglot.executor.execute``, a small pure-Python SQL engine.
+
+It is a second opinion next to SQLite, written by other people, so it shares
+none of the SQLite oracle's translation code. Its semantics are Python's
+where SQLite's differ, so it runs only what it gets right and skips the rest
+with the reason:
+
+- constructs: subqueries of any kind, ``LIKE``/``ILIKE`` (case rules),
+  ``/`` and ``%`` (Python divides integers as floats), nested paths ``a.b``,
+  ``$parent``, ``GROUP BY``/aggregates/``DISTINCT``/``HAVING``, ``LEFT JOIN``,
+  ``OFFSET``, ``*`` over a join;
+- data: nested lists or objects in a table the view reads, field names with
+  upper-case letters (its schema folds them), and ``*`` over a
+  table whose records do not all have the same fields (the executor needs
+  uniform columns, which would turn a missing field into a NULL one);
+- any error the executor raises (a comparison of a string with a number is a
+  ``TypeError`` in Python): reported as skipped with the error.
+
+Booleans are loaded as 1/0 (the SPEC's integers); parameters become literal
+nodes of the syntax tree (the executor has no bind parameters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.executor import execute
+
+from ..errors import SqlError
+from .base import OracleResult, Rows, Skipped, Tables, param_values, parse_select
+
+_UNSUPPORTED: tuple[tuple[type[exp.Expr], str], ...] = (
+    (exp.Subquery, "a subquery"),
+    (exp.Exists, "EXISTS"),
+    (exp.Like, "LIKE (Python case rules)"),
+    (exp.ILike, "ILIKE"),
+    (exp.Div, "/ (Python divides integers as floats)"),
+    (exp.Mod, "%"),
+    (exp.Dot, "a nested path"),
+    (exp.Bracket, "[index]"),
+    (exp.AggFunc, "an aggregate"),
+    (exp.Group, "GROUP BY"),
+    (exp.Having, "HAVING"),
+    (exp.Distinct, "DISTINCT"),
+    (exp.Offset, "OFFSET"),
+)
+
+
+class SqlglotOracle:
+    """Evaluates a view with ``sqlglot.executor`` (see the module docstring)."""
+
+    name = "sqlglot"
+
+    def __init__(self, dialect: str | None = None) -> None:
+        self.dialect = dialect
+
+    def evaluate(self, sql: str, params: Mapping[str, Any], tables: Tables) -> OracleResult:
+        query = parse_select(sql, self.dialect).copy()
+        if not isinstance(query, exp.Select):
+            return Skipped(f"a top-level {query.key.upper()}")
+        reason = _unsupported(query)
+        if reason is not None:
+            return Skipped(reason)
+        refs = [query.args["from_"].this, *(join.this for join in query.args.get("joins") or [])]
+        if not all(isinstance(ref, exp.Table) for ref in refs):
+            return Skipped("FROM something other than a table")
+        star = any(
+            isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+            for e in query.expressions
+        )
+        if star and len(refs) > 1:
+            return Skipped("* over a join")
+        loaded: dict[str, list[dict[str, Any]]] = {}
+        for ref in refs:
+            rows = _load(tables.get(ref.name, {}), uniform=star)
+            if isinstance(rows, Skipped):
+                return rows
+            loaded[ref.name] = rows
+        _bind(query, param_values(params))
+        for ident in query.find_all(exp.Identifier):
+            ident.set("quoted", True)  # the executor folds unquoted names to lower case
+        ordered = query.args.get("order") is not None
+        if ordered or query.args.get("limit") is not None:
+            keys = [exp.column("id", table=ref.alias_or_name, quoted=True) for ref in refs]
+            terms = [*(query.args["order"].expressions if ordered else []), *keys]
+            query.set("order", exp.Order(expressions=terms))
+        try:
+            result = execute(query, tables=loaded)
+        except (SqlglotError, TypeError, ValueError, KeyError, AttributeError) as err:
+            return Skipped(f"sqlglot executor failed: {type(err).__name__}: {err}")
+        return Rows([dict(zip(result.columns, row, strict=True)) for row in result.rows], ordered)
+
+
+def _unsupported(query: exp.Select) -> str | None:
+    """The first construct of ``query`` this oracle does not run, else None."""
+    for node in query.walk():
+        for kind, reason in _UNSUPPORTED:
+            if isinstance(node, kind):
+                return reason
+        if isinstance(node, exp.Select) and node is not query:
+            return "a subquery"
+        if isinstance(node, exp.Column) and node.table == "$parent":
+            return "$parent"
+        if isinstance(node, exp.Join) and (node.side or node.kind not in ("", "INNER")):
+            return f"{node.side} {node.kind} JOIN".strip()
+    return None
+
+
+def _load(
+    records: Mapping[str, dict[str, Any]], *, uniform: bool
+) -> list[dict[str, Any]] | Skipped:
+    """Records as executor rows: every field a column, booleans 1/0."""
+    fields: dict[str, None] = {"id": None}
+    for record in records.values():
+        fields.update(dict.fromkeys(record))
+        if any(isinstance(value, dict | list) for value in record.values()):
+            return Skipped("nested lists or objects in the data")
+    if any(name != name.lower() for name in fields):
+        return Skipped("a field name with upper-case letters (the executor folds them)")
+    if uniform and any(len(record) != len(fields) for record in records.values()):
+        return Skipped("* over records that lack some fields")
+    return [{name: _value(record.get(name)) for name in fields} for record in records.values()]
+
+
+def _value(value: Any) -> Any:
+    return int(value) if isinstance(value, bool) else value
+
+
+def _literal(value: Any) -> exp.Expr:
+    value = _value(value)
+    if value is None:
+        return exp.Null()
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    if isinstance(value, int | float):
+        return exp.Literal.number(value)
+    raise SqlError(f"parameter value {value!r} cannot be a literal")
+
+
+def _bind(query: exp.Select, params: Mapping[str, Any]) -> None:
+    """Replace ``$name`` and ``:name`` by literal nodes of their values."""
+    for node in list(query.walk()):
+        name = None
+        if isinstance(node, exp.Placeholder):
+            name = node.name
+        elif isinstance(node, exp.Column) and not node.table and node.name.startswith("$"):
+            name = node.name[1:]
+        if name is None:
+            continue
+        if name not in params:
+            raise SqlError(f"unbound parameter ${name}")
+        node.replace(_literal(params[name]))
