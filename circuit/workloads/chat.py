@@ -38,6 +38,7 @@ FRAME_MS = 16
 SESSIONS = 6
 """Users typing at any moment."""
 STATUSES = ("online", "away", "offline")
+CARET_STEPS = (-3, -2, -1, 1, 2, 3, 4, 5, 6)
 
 
 def views(sizes: Sizes) -> list[ViewDef]:
@@ -210,7 +211,9 @@ class _Chat:
     def _cursor(self, user: str, room: str, now: int) -> Entry:
         rid = f"cursor:{user.partition(':')[2]}"
         old = self.cursors.get(rid)
-        pos = max(0, (old["pos"] if old else 0) + self.rng.randint(-3, 6))
+        # The caret always moves (never a no-op update), and never before the start.
+        start, step = (old["pos"] if old else 0), self.rng.choice(CARET_STEPS)
+        pos = start + step if start + step >= 0 else start - step
         data = {"user": user, "room": room, "pos": pos, "ts": now}
         self.cursors[rid] = data
         return (update if old else create)("cursor", rid, data, now)
