@@ -1,0 +1,31 @@
+"""The summary of a :class:`Run` as rich tables on a terminal (or plain text when piped)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import escape_control
+from . import summary
+from .run import Run
+
+TOP_VIEWS = 15
+
+
+def render_terminal(run: Run, console: Console, *, top_views: int = TOP_VIEWS) -> None:
+    """Print the title, the status line and one table per summary section.
+
+    Every cell is a :class:`Text` built from escaped input, so a view name
+    can neither inject rich markup nor terminal control sequences.
+    """
+    console.print(Text(escape_control(summary.title(run)), style="bold"))
+    style = "green" if run.completed else "bold red"
+    console.print(Text(escape_control(summary.status(run)), style=style))
+    for section in summary.sections(run, top_views):
+        table = Table(title=section.title, title_justify="left", title_style="bold")
+        for i, header in enumerate(section.headers):
+            table.add_column(header, justify="left" if i == 0 else "right", overflow="fold")
+        for row in section.rows:
+            table.add_row(*(Text(escape_control(c)) for c in row))
+        console.print(table)

@@ -1,0 +1,5 @@
+"""``python -m ssp_cli``: the same as the ``ssp`` console script."""
+
+from .main import main
+
+main()
