@@ -21,7 +21,7 @@ Examples:
 
   ssp gen forum -o out/forum
 
-  ssp gen forum -o out/forum-1m --seed 7 --rows 100000 --mutations 1000000 --views 20
+  ssp gen forum -o out/forum-1m --seed 7 --rows 100000 --mutations 1000000
 
   ssp gen chat -o out/chat --mutations 50000
 
