@@ -1,0 +1,475 @@
+"""Property tests: random logs over tiny id spaces against a from-scratch reference.
+
+Logs touch two tables with four ids each and fields from small value domains (``None`` and a
+missing field included), so ids collide, records are deleted and re-created, updates move
+records across every predicate, identical updates (``2`` vs ``2.0``) are no-ops and explicit
+versions go stale. A fixed set of views covers filter, project, join, IN and NOT IN
+subqueries, nested select-list subqueries (one row and an ordered array) and a top-k.
+
+Checked, in every mode (single, batch with random split sizes, with and without
+coalescing, deferred with random flushes and a small pending limit):
+
+- (c) after every ingest call, each view's rows and members equal a from-scratch evaluation
+  of the SPEC semantics over a model of the tables that applies the entries one by one;
+- (b) each call's updates are exactly the difference between the members (ids with
+  versions, plus data for a record re-created at the same version) before and after it;
+- (a) all modes end in the same rows and members.
+
+``SSP_FUZZ=1`` runs many more examples.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from conftest import by_canonical_json, flat, make_circuit, streaming
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from circuit import Circuit, Mutation, ViewUpdate
+
+Record = dict[str, Any]
+Tables = dict[str, dict[str, tuple[Record, int]]]  # table -> id -> (record, version)
+Result = tuple[list[Record], set[str]]  # rows (in view order) and member ids
+
+FUZZ = os.environ.get("SSP_FUZZ") == "1"
+PROPERTY = settings(
+    max_examples=1000 if FUZZ else 25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+KEYS = ("0", "1", "2", "3")
+USER_IDS = tuple(f"user:{k}" for k in KEYS)
+
+
+# --- The reference: SPEC semantics for the fixed views, in plain Python ----------------------
+
+
+def _users(t: Tables) -> list[Record]:
+    return [rec for rec, _ in t["user"].values()]
+
+
+def _threads(t: Tables) -> list[Record]:
+    return [rec for rec, _ in t["thread"].values()]
+
+
+def _at_least(value: Any, bound: int) -> bool:
+    """``value >= bound`` in SQLite's three-valued logic (the domains hold numbers or NULL)."""
+    return value is not None and value >= bound
+
+
+def _score_desc(rec: Record) -> tuple[bool, float, str]:
+    """ORDER BY score DESC: NULLs last, ties by row key ascending."""
+    score = rec.get("score")
+    return (score is None, -(score or 0), rec["id"])
+
+
+def _filter(t: Tables) -> Result:
+    rows = [th for th in _threads(t) if _at_least(th.get("score"), 1)]
+    return rows, {th["id"] for th in rows}
+
+
+def _project(t: Tables) -> Result:
+    rows = [
+        {"name": us.get("name"), "older": None if us.get("age") is None else us["age"] + 1}
+        for us in _users(t)
+    ]
+    return rows, {us["id"] for us in _users(t)}
+
+
+def _join(t: Tables) -> Result:
+    users = {us["id"]: us for us in _users(t)}
+    rows, members = [], set()
+    for th in _threads(t):
+        author = users.get(th.get("author"))
+        if author is not None:
+            rows.append({"tid": th["id"], "score": th.get("score"), "uname": author.get("name")})
+            members |= {th["id"], author["id"]}
+    return rows, members
+
+
+def _semi(t: Tables) -> Result:
+    older = {us["id"] for us in _users(t) if _at_least(us.get("age"), 2)}
+    rows = [
+        {"id": th["id"], "score": th.get("score")}
+        for th in _threads(t)
+        if th.get("author") in older
+    ]
+    return rows, {row["id"] for row in rows}
+
+
+def _anti(t: Tables) -> Result:
+    authors = [th.get("author") for th in _threads(t)]
+    if None in authors:  # x NOT IN (..., NULL) is NULL or false, never true
+        return [], set()
+    rows = [{"id": us["id"]} for us in _users(t) if us["id"] not in authors]
+    return rows, {row["id"] for row in rows}
+
+
+def _nested_one(t: Tables) -> Result:
+    users = {us["id"]: us for us in _users(t)}
+    rows, members = [], set()
+    for th in _threads(t):
+        author = users.get(th.get("author"))
+        rows.append({**th, "author": author})
+        members.add(th["id"])
+        if author is not None:
+            members.add(author["id"])
+    return rows, members
+
+
+def _nested_array(t: Tables) -> Result:
+    rows, members = [], set()
+    for us in _users(t):
+        mine = sorted((th for th in _threads(t) if th.get("author") == us["id"]), key=_score_desc)
+        threads = [{"id": th["id"], "score": th.get("score")} for th in mine]
+        rows.append({"id": us["id"], "name": us.get("name"), "threads": threads})
+        members |= {us["id"], *(th["id"] for th in mine)}
+    return rows, members
+
+
+def _top2(t: Tables) -> Result:
+    top = sorted(_threads(t), key=_score_desc)[:2]
+    return [{"id": th["id"], "score": th.get("score")} for th in top], {th["id"] for th in top}
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    sql: str
+    evaluate: Callable[[Tables], Result]
+    ordered: bool = False  # rows in ORDER BY order rather than by canonical JSON
+    format: str = "streaming"
+
+
+NESTED_ONE = "SELECT *, (SELECT * FROM user WHERE id = $parent.author)[0] AS author FROM thread"
+VIEWS = (
+    View("filter", "SELECT * FROM thread WHERE score >= 1", _filter),
+    View("project", "SELECT name, age + 1 AS older FROM user", _project),
+    View(
+        "join",
+        "SELECT t.id AS tid, t.score AS score, u.name AS uname"
+        " FROM thread t JOIN user u ON t.author = u.id",
+        _join,
+    ),
+    View(
+        "semi",
+        "SELECT id, score FROM thread WHERE author IN (SELECT id FROM user WHERE age >= 2)",
+        _semi,
+    ),
+    View("anti", "SELECT id FROM user WHERE id NOT IN (SELECT author FROM thread)", _anti),
+    View("nested_one", NESTED_ONE, _nested_one),
+    View(
+        "nested_array",
+        "SELECT id, name, (SELECT id, score FROM thread WHERE author = $parent.id"
+        " ORDER BY score DESC) AS threads FROM user",
+        _nested_array,
+    ),
+    View("top2", "SELECT id, score FROM thread ORDER BY score DESC LIMIT 2", _top2, ordered=True),
+    View("nested_flat", NESTED_ONE, _nested_one, format="flat"),
+)
+
+
+# --- Random logs and the one-by-one model of the tables ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """An abstract log entry; ``delta`` picks an explicit version relative to the stored one."""
+
+    op: str
+    table: str
+    key: str
+    data: Record
+    delta: int | None
+
+
+RECORDS = {
+    "user": st.fixed_dictionaries(
+        {},
+        optional={
+            "name": st.sampled_from(["a", "b", None]),
+            "age": st.sampled_from([0, 1, 2, 2.0, 3, None]),
+        },
+    ),
+    "thread": st.fixed_dictionaries(
+        {},
+        optional={
+            "author": st.sampled_from([*USER_IDS, *USER_IDS, None]),
+            "score": st.sampled_from([0, 1, 1.0, 2, None]),
+        },
+    ),
+}
+
+
+@st.composite
+def steps(draw: st.DrawFn) -> Step:
+    table = draw(st.sampled_from(["user", "thread"]))
+    return Step(
+        op=draw(st.sampled_from(["CREATE", "UPDATE", "UPDATE", "DELETE"])),
+        table=table,
+        key=draw(st.sampled_from(KEYS)),
+        data=draw(RECORDS[table]),
+        delta=draw(st.one_of(st.none(), st.none(), st.none(), st.sampled_from([-1, 0, 1, 2]))),
+    )
+
+
+LOGS = st.lists(steps(), min_size=1, max_size=30)
+
+
+def apply(tables: Tables, m: Mutation) -> None:
+    """SPEC section 1 and 3.1, one entry at a time (the domains hold no booleans, so
+    Python's ``==`` is the SPEC's JSON equality)."""
+    assert m.table is not None and m.id is not None
+    stored = tables[m.table].get(m.id)
+    if stored is None:
+        if m.op != "DELETE":  # update_missing is a create; delete_missing does nothing
+            version = 1 if m.version is None else m.version
+            tables[m.table][m.id] = ({**(m.data or {}), "id": m.id}, version)
+        return
+    record, version = stored
+    if m.version is not None and m.version <= version:
+        return  # stale
+    if m.op == "DELETE":
+        del tables[m.table][m.id]
+        return
+    new = {**(m.data or {}), "id": m.id}
+    if new == record and m.version is None:
+        return  # no-op
+    tables[m.table][m.id] = (new, m.version if m.version is not None else version + 1)
+
+
+def materialize(log: list[Step]) -> tuple[list[Mutation], list[Tables]]:
+    """The mutations of ``log`` and the model's tables after each prefix (index = entries)."""
+    tables: Tables = {"user": {}, "thread": {}}
+    states = [snapshot(tables)]
+    mutations = []
+    for step in log:
+        rid = f"{step.table}:{step.key}"
+        stored = tables[step.table].get(rid)
+        version = None
+        if step.op == "UPDATE" and step.delta is not None and stored is not None:
+            version = max(0, stored[1] + step.delta)
+        data = None if step.op == "DELETE" else step.data
+        m = Mutation(step.op, step.table, rid, data, version)
+        apply(tables, m)
+        mutations.append(m)
+        states.append(snapshot(tables))
+    return mutations, states
+
+
+def snapshot(tables: Tables) -> Tables:
+    return {name: dict(records) for name, records in tables.items()}
+
+
+# --- Checks ------------------------------------------------------------------------------------
+
+Members = dict[str, dict[str, int]]  # view -> id -> version
+
+
+def expected_state(view: View, tables: Tables) -> tuple[list[Record], list[tuple[str, int]]]:
+    rows, ids = view.evaluate(tables)
+    versions = [(i, tables[i.partition(":")[0]][i][1]) for i in sorted(ids)]
+    return (rows if view.ordered else by_canonical_json(rows)), versions
+
+
+def record_of(tables: Tables, rid: str) -> Record | None:
+    stored = tables[rid.partition(":")[0]].get(rid)
+    return None if stored is None else stored[0]
+
+
+def expected_update(
+    view: View, seq: int, before: dict[str, int], after: dict[str, int], old: Tables, new: Tables
+) -> dict[str, Any] | None:
+    """What the view must emit for a call that took its members from ``before`` to ``after``."""
+    created = sorted(after.keys() - before.keys())
+    deleted = sorted(before.keys() - after.keys())
+    updated = sorted(
+        i
+        for i in after.keys() & before.keys()
+        if after[i] != before[i] or record_of(old, i) != record_of(new, i)
+    )
+    if not (created or updated or deleted):
+        return None
+    if view.format == "flat":
+        return flat(view.name, seq, *after.items())
+    return streaming(
+        view.name,
+        seq,
+        *((i, "created", after[i]) for i in created),
+        *((i, "updated", after[i]) for i in updated),
+        *((i, "deleted", before[i]) for i in deleted),
+    )
+
+
+class Harness:
+    """Drives one circuit and checks (b) and (c) around every ingest call."""
+
+    def __init__(self, cx: Circuit, mutations: list[Mutation], states: list[Tables]) -> None:
+        self.cx = cx
+        self.mutations = mutations
+        self.states = states
+        self.fed = 0  # entries handed to the circuit (queued or propagated)
+        self.registered: list[View] = []
+
+    @property
+    def applied(self) -> int:
+        """Entries propagated so far: the index of the model state the views must show."""
+        return self.fed - self.cx.pending
+
+    def members(self) -> Members:
+        return {view.name: dict(self.cx.members(view.name)) for view in self.registered}
+
+    def register_all(self) -> None:
+        tables = self.states[self.applied]
+        for view in VIEWS:
+            update = self.cx.register_view(view.name, view.sql, format=view.format)
+            self.registered.append(view)
+            after = dict(self.cx.members(view.name))
+            want = expected_update(view, self.cx.seq, {}, after, tables, tables)
+            if view.format == "flat" and want is None:
+                want = flat(view.name, self.cx.seq)
+            assert (None if update is None else update.to_json()) == want, view.name
+        self.check_state()
+
+    def take(self, n: int) -> list[Mutation]:
+        chunk = self.mutations[self.fed : self.fed + n]
+        self.fed += len(chunk)
+        return chunk
+
+    def call(self, run: Callable[[], list[ViewUpdate] | None]) -> None:
+        """Run one ingest call; ``run`` returns its updates (``None``: nothing propagated)."""
+        before, old_at = self.members(), self.applied
+        updates = run()
+        if updates is None:
+            assert self.applied == old_at
+            assert self.members() == before
+            return
+        old, new = self.states[old_at], self.states[self.applied]
+        after = self.members()
+        want = [
+            expected_update(view, self.cx.seq, before[view.name], after[view.name], old, new)
+            for view in self.registered
+        ]
+        assert [u.to_json() for u in updates] == [w for w in want if w is not None]
+        self.check_state()
+
+    def check_state(self) -> None:
+        tables = self.states[self.applied]
+        current = {name: dict(records) for name, records in self.cx.tables().items() if records}
+        model = {name: {i: rec for i, (rec, _) in recs.items()} for name, recs in tables.items()}
+        assert current == {name: recs for name, recs in model.items() if recs}
+        for view in self.registered:
+            rows, members = expected_state(view, tables)
+            assert self.cx.rows(view.name) == rows, view.name
+            assert self.cx.members(view.name) == members, view.name
+
+    def final(self) -> dict[str, tuple[list[Record], list[tuple[str, int]]]]:
+        return {v.name: (self.cx.rows(v.name), self.cx.members(v.name)) for v in self.registered}
+
+
+def chunks(sizes: list[int], total: int) -> Iterator[int]:
+    """Chunk sizes cycling through ``sizes`` until ``total`` entries are covered."""
+    done, i = 0, 0
+    while done < total:
+        size = sizes[i % len(sizes)]
+        yield size
+        done += size
+        i += 1
+
+
+def run_single(mutations: list[Mutation], states: list[Tables], register_at: int) -> Harness:
+    h = Harness(make_circuit(), mutations, states)
+    for index in range(len(mutations) + 1):
+        if index == register_at:
+            h.register_all()
+        if index < len(mutations):
+            h.call(lambda: h.cx.ingest_single(h.take(1)[0]))
+    return h
+
+
+def run_batch(
+    mutations: list[Mutation], states: list[Tables], sizes: list[int], coalesce: bool
+) -> Harness:
+    h = Harness(make_circuit(coalesce=coalesce), mutations, states)
+    h.register_all()
+    for size in chunks(sizes, len(mutations)):
+
+        def batch(n: int = size) -> list[ViewUpdate]:
+            chunk = h.take(n)
+            result = h.cx.ingest_batch(chunk)
+            assert result.stats.entries_received == len(chunk)
+            assert result.stats.views_updated == len(result.updates)
+            return result.updates
+
+        h.call(batch)
+    return h
+
+
+PENDING_LIMIT = 5
+
+
+def run_deferred(
+    mutations: list[Mutation], states: list[Tables], sizes: list[int], flushes: list[bool]
+) -> Harness:
+    h = Harness(make_circuit(pending_limit=PENDING_LIMIT), mutations, states)
+    h.register_all()
+    clamped = [min(size, PENDING_LIMIT) for size in sizes]
+    for i, size in enumerate(chunks(clamped, len(mutations))):
+
+        def deferred(n: int = size) -> list[ViewUpdate] | None:
+            result = h.cx.ingest_deferred(h.take(n))
+            assert h.cx.pending < PENDING_LIMIT
+            return None if result is None else result.updates
+
+        h.call(deferred)
+        if flushes[i % len(flushes)] and h.cx.pending:
+            h.call(lambda: h.cx.flush().updates)
+    if h.cx.pending:
+        h.call(lambda: h.cx.flush().updates)
+    return h
+
+
+SIZES = st.lists(st.integers(1, 8), min_size=1, max_size=6)
+
+
+@PROPERTY
+@given(log=LOGS, register_at=st.integers(0, 30))
+def test_single_mode_matches_the_reference_after_every_call(
+    log: list[Step], register_at: int
+) -> None:
+    mutations, states = materialize(log)
+    run_single(mutations, states, min(register_at, len(mutations)))
+
+
+@PROPERTY
+@given(log=LOGS, sizes=SIZES, coalesce=st.booleans())
+def test_batches_match_the_reference_and_emit_member_differences(
+    log: list[Step], sizes: list[int], coalesce: bool
+) -> None:
+    mutations, states = materialize(log)
+    run_batch(mutations, states, sizes, coalesce)
+
+
+@PROPERTY
+@given(log=LOGS, sizes=SIZES, flushes=st.lists(st.booleans(), min_size=1, max_size=4))
+def test_deferred_matches_the_reference_with_flushes_and_the_pending_limit(
+    log: list[Step], sizes: list[int], flushes: list[bool]
+) -> None:
+    mutations, states = materialize(log)
+    run_deferred(mutations, states, sizes, flushes)
+
+
+@PROPERTY
+@given(log=LOGS, sizes=SIZES, flushes=st.lists(st.booleans(), min_size=1, max_size=4))
+def test_single_batch_and_deferred_end_in_the_same_state(
+    log: list[Step], sizes: list[int], flushes: list[bool]
+) -> None:
+    mutations, states = materialize(log)
+    single = run_single(mutations, states, 0).final()
+    assert run_batch(mutations, states, sizes, True).final() == single
+    assert run_deferred(mutations, states, sizes, flushes).final() == single
