@@ -1,16 +1,27 @@
-"""The circuit: views, the dependency index, and the ingest calls.
+"""The circuit: tables, registered views, the dependency index, ingest calls.
 
-(API contract; the implementation lands with the engine work.)
+An *ingest call* applies mutations to the tables, propagates the net changes
+through the views that read a changed table (and only those), and turns each
+view's member changes into one view update. ``ingest_single`` is a call per
+mutation, ``ingest_batch`` a call per batch (coalesced per record unless
+``coalesce=False``), and ``ingest_deferred`` queues mutations until
+``flush()`` (or the pending limit) makes one call of them.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .metrics import BatchStats, CircuitMetrics, Clock
-from .mutations import Mutation
-from .updates import BatchResult, ViewUpdate
+from .errors import CircuitError, SqlError
+from .metrics import BatchStats, CircuitMetrics, Clock, ViewMetrics
+from .mutations import DATA_OPS, FLUSH, REGISTER, UNREGISTER, Mutation
+from .operators import TableChanges
+from .sql.plan import plan_view
+from .tables import NOOP, Change, Tables
+from .updates import FLAT, FORMATS, STREAMING, BatchResult, ViewUpdate, result_hash
+from .view import View
 
 
 class Circuit:
@@ -29,67 +40,354 @@ class Circuit:
         strict: bool = False,
         coalesce: bool = True,
         pending_limit: int = 10_000,
+        dialect: str | None = None,
     ) -> None:
-        raise NotImplementedError
+        self._clock: Clock = clock if clock is not None else time.perf_counter_ns
+        self.strict = strict
+        self.coalesce = coalesce
+        self.pending_limit = pending_limit
+        self.dialect = dialect
+        self._tables = Tables()
+        self._views: dict[str, View] = {}
+        self._dependents: dict[str, list[View]] = {}
+        self._view_metrics: dict[str, ViewMetrics] = {}
+        self._pending: list[Mutation] = []
+        self._seq = 0
+        self.last_stats = BatchStats()
 
-    # views
+    # views ---------------------------------------------------------------------
     def register_view(
-        self, name: str, sql: str, params: Mapping[str, Any] | None = None, format: str = "streaming"
+        self,
+        name: str,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        format: str = STREAMING,
+        *,
+        path: str | None = None,
     ) -> ViewUpdate | None:
-        raise NotImplementedError
+        """Plan ``sql`` as view ``name`` and build its state from the tables.
+
+        Returns the initial update: every member as ``created`` (None when
+        the view is empty and streaming); a flat view always emits.
+        Registering an existing name replaces that view without events.
+        """
+        if format not in FORMATS:
+            raise SqlError(f"unknown format {format!r} (streaming or flat)", view=name, path=path)
+        plan = plan_view(name, sql, params, path=path, dialect=self.dialect)
+        if name in self._views:
+            self.unregister_view(name)
+        view = View(plan, format, dict(params) if params else None)
+        metrics = self._view_metrics.get(name)
+        if metrics is not None:
+            view.metrics = metrics
+        self._view_metrics[name] = view.metrics
+        start = self._clock()
+        view.top.initial(self._tables.records, self._clock)
+        view.account()
+        view.member_before.clear()
+        view.metrics.full_recomputes += 0
+        view.metrics.time_ns += self._clock() - start
+        self._views[name] = view
+        self._rebuild_dependents()
+        self._seq += 1
+        members = sorted(view.member_refs)
+        if format == FLAT:
+            return self._flat_update(view, members)
+        if not members:
+            return None
+        version = self._tables.version
+        records = [{"id": rid, "event": "created", "version": version(rid)} for rid in members]
+        view.metrics.updates_emitted += 1
+        view.metrics.events["created"] += len(records)
+        return ViewUpdate(name, self._seq, STREAMING, records=records)
 
     def unregister_view(self, name: str) -> None:
-        raise NotImplementedError
+        """Drop a view without events."""
+        if name not in self._views:
+            raise CircuitError(f"no view named {name!r}")
+        del self._views[name]
+        self._rebuild_dependents()
 
     def view_names(self) -> list[str]:
         """Registered views in registration order."""
-        raise NotImplementedError
+        return list(self._views)
 
-    # ingestion
+    def _rebuild_dependents(self) -> None:
+        index: dict[str, list[View]] = {}
+        for view in self._views.values():
+            for table in sorted(view.tables):
+                index.setdefault(table, []).append(view)
+        self._dependents = index
+
+    def _view(self, name: str) -> View:
+        view = self._views.get(name)
+        if view is None:
+            raise CircuitError(f"no view named {name!r}")
+        return view
+
+    # ingestion ----------------------------------------------------------------------
     def ingest_single(self, m: Mutation) -> list[ViewUpdate]:
-        """Apply and propagate one data mutation; ``last_stats`` holds its BatchStats."""
-        raise NotImplementedError
+        """Apply and propagate one mutation; ``last_stats`` holds its BatchStats.
+
+        ``REGISTER``/``UNREGISTER``/``FLUSH`` entries are carried out too.
+        """
+        if m.op not in DATA_OPS:
+            return self._control(m).updates
+        result = self._call([m], coalesce=True)
+        return result.updates
 
     def ingest_batch(self, ms: Iterable[Mutation]) -> BatchResult:
-        raise NotImplementedError
+        """Coalesce, apply and propagate a batch as one ingest call.
+
+        Control entries inside the batch split it: what comes before them is
+        propagated first, as SPEC section 3.3 requires.
+        """
+        result = BatchResult()
+        chunk: list[Mutation] = []
+        for m in ms:
+            if m.op in DATA_OPS:
+                chunk.append(m)
+                continue
+            if chunk:
+                _merge(result, self._call(chunk, coalesce=self.coalesce))
+                chunk = []
+            _merge(result, self._control(m))
+        if chunk:
+            _merge(result, self._call(chunk, coalesce=self.coalesce))
+        return result
 
     def ingest_deferred(self, ms: Iterable[Mutation]) -> BatchResult | None:
-        """Queue; returns the flush's result when the pending limit triggered one."""
-        raise NotImplementedError
+        """Queue mutations; returns the result of any flush this triggered."""
+        result: BatchResult | None = None
+        for m in ms:
+            if m.op in DATA_OPS:
+                self._pending.append(m)
+                if len(self._pending) >= self.pending_limit:
+                    result = _merge(result or BatchResult(), self.flush())
+                continue
+            result = _merge(result or BatchResult(), self._control(m))
+        return result
 
     def flush(self) -> BatchResult:
-        raise NotImplementedError
+        """Propagate everything queued as one ingest call."""
+        if not self._pending:
+            return BatchResult()
+        pending, self._pending = self._pending, []
+        return self._call(pending, coalesce=self.coalesce)
 
     @property
     def pending(self) -> int:
-        raise NotImplementedError
+        return len(self._pending)
 
     @property
     def seq(self) -> int:
-        raise NotImplementedError
+        return self._seq
 
-    last_stats: BatchStats
+    def _control(self, m: Mutation) -> BatchResult:
+        result = self.flush() if self._pending else BatchResult()
+        if m.op == REGISTER:
+            assert m.view is not None and m.sql is not None
+            update = self.register_view(m.view, m.sql, m.params, m.format or STREAMING)
+            if update is not None:
+                result.updates.append(update)
+        elif m.op == UNREGISTER:
+            assert m.view is not None
+            self.unregister_view(m.view)
+        elif m.op != FLUSH:
+            raise CircuitError(f"unknown op {m.op!r}")
+        return result
 
-    # state
+    def _call(self, entries: list[Mutation], coalesce: bool) -> BatchResult:
+        """One ingest call: apply, propagate, emit."""
+        clock = self._clock
+        start = clock()
+        stats = BatchStats(entries_received=len(entries))
+        rounds, versions_before = self._apply(entries, coalesce, stats)
+        touched_tables: set[str] = set()
+        impacted: dict[str, View] = {}
+        for changes in rounds:
+            by_table: TableChanges = {}
+            for change in changes:
+                by_table.setdefault(change.table, []).append((change.id, change.old, change.new))
+            touched_tables.update(by_table)
+            targets: dict[str, View] = {}
+            for table in by_table:
+                for view in self._dependents.get(table, ()):
+                    targets[view.name] = view
+            for view in self._views.values():
+                if view.name not in targets:
+                    continue
+                impacted[view.name] = view
+                t0 = clock()
+                view.top.process(by_table, clock)
+                view.account()
+                view.metrics.time_ns += clock() - t0
+        self._seq += 1
+        updates: list[ViewUpdate] = []
+        for view in self._views.values():
+            if view.name not in impacted:
+                continue
+            t0 = clock()
+            update = self._events(view, versions_before, stats)
+            spent = clock() - t0
+            metrics = view.metrics
+            metrics.time_ns += spent
+            metrics.invocations += 1
+            metrics.incremental_updates += 1
+            metrics.samples.add(spent)
+            if update is not None:
+                updates.append(update)
+        stats.tables_touched = len(touched_tables)
+        stats.views_impacted = len(impacted)
+        stats.views_updated = len(updates)
+        stats.duration_ns = clock() - start
+        self.last_stats = stats
+        return BatchResult(updates, stats)
+
+    def _apply(
+        self, entries: list[Mutation], coalesce: bool, stats: BatchStats
+    ) -> tuple[list[list[Change]], dict[str, int]]:
+        """Apply entries to the tables; return the rounds of net changes to propagate."""
+        tables, strict = self._tables, self.strict
+        versions_before: dict[str, int] = {}
+        net: dict[str, Change] = {}
+        rounds: list[list[Change]] = []
+        anomalies = stats.anomalies
+        for m in entries:
+            table, rid = m.table, m.id
+            if table is None or rid is None:
+                raise CircuitError(f"a {m.op} entry needs a table and an id")
+            old = tables.get(table, rid)
+            old_version = tables.versions.get(rid, 0)
+            anomaly, outcome = tables.apply(m, strict)
+            if anomaly is not None:
+                anomalies[anomaly] = anomalies.get(anomaly, 0) + 1
+            if outcome == NOOP:
+                stats.noop_updates += 1
+                continue
+            if outcome != "applied":
+                continue
+            if rid not in versions_before:
+                versions_before[rid] = old_version
+            new = tables.get(table, rid)
+            new_version = tables.versions.get(rid, 0)
+            if not coalesce:
+                rounds.append([Change(table, rid, old, old_version, new, new_version)])
+                continue
+            change = net.get(rid)
+            if change is None:
+                net[rid] = Change(table, rid, old, old_version, new, new_version)
+            else:
+                change.new, change.new_version = new, new_version
+        if coalesce:
+            changed = [c for c in net.values() if c.old is not c.new or c.old_version != c.new_version]
+            if changed:
+                rounds.append(changed)
+            stats.entries_after_coalesce = len(changed)
+        else:
+            stats.entries_after_coalesce = len(rounds)
+        return rounds, versions_before
+
+    def _events(
+        self, view: View, versions_before: dict[str, int], stats: BatchStats
+    ) -> ViewUpdate | None:
+        """Compare members (ids with versions) before and after the call."""
+        refs, before = view.member_refs, view.member_before
+        version = self._tables.versions
+        candidates = set(before)
+        for rid in versions_before:
+            if rid in refs:
+                candidates.add(rid)
+        created: list[str] = []
+        updated: list[str] = []
+        deleted: list[tuple[str, int]] = []
+        for rid in candidates:
+            was = before.get(rid, refs.get(rid, 0)) > 0
+            now = rid in refs
+            old_version = versions_before.get(rid)
+            if old_version is None:
+                old_version = version.get(rid, 0)
+            if now and not was:
+                created.append(rid)
+            elif was and not now:
+                deleted.append((rid, old_version))
+            elif now and version.get(rid, 0) != old_version:
+                updated.append(rid)
+        before.clear()
+        if not (created or updated or deleted):
+            return None
+        metrics = view.metrics
+        metrics.updates_emitted += 1
+        metrics.events["created"] += len(created)
+        metrics.events["updated"] += len(updated)
+        metrics.events["deleted"] += len(deleted)
+        events = stats.events
+        events["created"] += len(created)
+        events["updated"] += len(updated)
+        events["deleted"] += len(deleted)
+        if view.format == FLAT:
+            return self._flat_update(view, sorted(refs))
+        created.sort()
+        updated.sort()
+        deleted.sort()
+        records = [{"id": rid, "event": "created", "version": version[rid]} for rid in created]
+        records += [{"id": rid, "event": "updated", "version": version[rid]} for rid in updated]
+        records += [{"id": rid, "event": "deleted", "version": v} for rid, v in deleted]
+        return ViewUpdate(view.name, self._seq, STREAMING, records=records)
+
+    def _flat_update(self, view: View, members: list[str]) -> ViewUpdate:
+        version = self._tables.versions
+        view.metrics.updates_emitted += 1
+        return ViewUpdate(
+            view.name,
+            self._seq,
+            FLAT,
+            result_hash=result_hash(members),
+            result_data=[[rid, version.get(rid, 0)] for rid in members],
+        )
+
+    # state ---------------------------------------------------------------------------
     def rows(self, view: str) -> list[dict[str, Any]]:
         """The view's rows: ORDER BY order, else sorted by canonical JSON."""
-        raise NotImplementedError
+        return self._view(view).rows()
 
     def members(self, view: str) -> list[tuple[str, int]]:
         """``(id, version)`` of every member, sorted by id."""
-        raise NotImplementedError
+        version = self._tables.versions
+        return [(rid, version.get(rid, 0)) for rid in sorted(self._view(view).member_refs)]
 
     def tables(self) -> Mapping[str, Mapping[str, dict[str, Any]]]:
         """Current records: table name -> {canonical id -> record}."""
-        raise NotImplementedError
+        return self._tables.records
+
+    def version(self, rid: str) -> int:
+        """A record's current version (0 when it does not exist)."""
+        return self._tables.versions.get(rid, 0)
 
     def metrics(self) -> CircuitMetrics:
-        raise NotImplementedError
+        views: dict[str, dict[str, Any]] = {}
+        operators: list[dict[str, Any]] = []
+        for name, metrics in self._view_metrics.items():
+            live = self._views.get(name)
+            if live is not None:
+                metrics.rows = live.row_count
+                metrics.members = len(live.member_refs)
+                metrics.state_rows = live.state_rows()
+            views[name] = metrics.to_json()
+            if live is not None:
+                operators.extend(op.to_json() for op in live.operator_metrics.values())
+        return CircuitMetrics(views, operators)
 
     def explain(self, view: str) -> str:
         """The view's plan as an indented tree of operators."""
-        raise NotImplementedError
+        return self._view(view).plan.describe()
 
     def dependency_index(self) -> dict[str, list[str]]:
         """table -> the views that read it (registration order)."""
-        raise NotImplementedError
+        return {table: [v.name for v in views] for table, views in sorted(self._dependents.items())}
+
+
+def _merge(into: BatchResult, other: BatchResult) -> BatchResult:
+    into.updates.extend(other.updates)
+    into.stats += other.stats
+    return into

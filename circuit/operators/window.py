@@ -1,0 +1,130 @@
+"""Grouping by correlation key, ordering, and the LIMIT/OFFSET window (top-k).
+
+Rows are grouped by their correlation key (``()`` at the top of a view). A
+group without a window keeps a plain dict; a windowed group keeps a sorted
+list of ``(order key, row key)`` so that when a row leaves the window the next
+one from below the boundary enters, at a cost of O(log n + k) per changed
+group. The output is the change of the *visible* rows per group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from ..sql.keys import order_key
+from ..sql.plan import LevelPlan, key_function
+from . import Delta, Row, RowKey
+
+Visible = list[tuple[Any, RowKey, Row | None, Row | None]]
+
+
+def make_sort_key(plan: LevelPlan) -> Callable[[Row, RowKey], tuple[Any, ...]]:
+    """ORDER BY key of a row, ties broken by the row key ascending."""
+    items = [(o.fn, o.desc, o.nulls_first) for o in plan.order]
+    if not items:
+        return lambda row, key: ((), key)
+    if len(items) == 1:
+        fn, desc, nulls_first = items[0]
+        return lambda row, key: (order_key(fn(row), desc, nulls_first), key)
+
+    def many(row: Row, key: RowKey) -> tuple[Any, ...]:
+        return (tuple(order_key(fn(row), d, n) for fn, d, n in items), key)
+
+    return many
+
+
+class GroupWindow:
+    """Visible rows per correlation group; see the module docstring."""
+
+    def __init__(self, plan: LevelPlan):
+        self.group_of = key_function(plan.inner_keys)
+        self.windowed = plan.windowed
+        self.start = plan.offset
+        self.stop = None if plan.limit is None else plan.offset + plan.limit
+        self.sort_key = make_sort_key(plan)
+        self.groups: dict[Any, dict[RowKey, Row]] = {}
+        self.ordered: dict[Any, SortedList] = {}
+        self.sort_keys: dict[RowKey, Any] = {}
+
+    def state_rows(self) -> int:
+        return len(self.sort_keys) if self.windowed else sum(len(g) for g in self.groups.values())
+
+    def visible_rows(self, ck: Any) -> list[tuple[RowKey, Row]]:
+        """The visible rows of one group, in window order when windowed."""
+        rows = self.groups.get(ck)
+        if not rows:
+            return []
+        if not self.windowed:
+            return list(rows.items())
+        ordered = self.ordered[ck]
+        return [(key, rows[key]) for _, key in ordered.islice(self.start, self.stop)]
+
+    def process(self, delta: Delta) -> Visible:
+        if not self.windowed:
+            return self._plain(delta)
+        return self._windowed(delta)
+
+    def _plain(self, delta: Delta) -> Visible:
+        group_of, groups = self.group_of, self.groups
+        out: Visible = []
+        for key, (old, new) in delta.items():
+            old_ck = None if old is None else group_of(old)
+            new_ck = None if new is None else group_of(new)
+            if old_ck is not None and old_ck == new_ck:
+                groups[old_ck][key] = new  # type: ignore[assignment]
+                out.append((old_ck, key, old, new))
+                continue
+            if old_ck is not None:
+                bucket = groups[old_ck]
+                del bucket[key]
+                if not bucket:
+                    del groups[old_ck]
+                out.append((old_ck, key, old, None))
+            if new_ck is not None:
+                groups.setdefault(new_ck, {})[key] = new  # type: ignore[assignment]
+                out.append((new_ck, key, None, new))
+        return out
+
+    def _windowed(self, delta: Delta) -> Visible:
+        group_of, groups, ordered, sort_keys = self.group_of, self.groups, self.ordered, self.sort_keys
+        by_group: dict[Any, list[tuple[RowKey, Row | None, Row | None]]] = {}
+        for key, (old, new) in delta.items():
+            old_ck = None if old is None else group_of(old)
+            new_ck = None if new is None else group_of(new)
+            if old_ck is not None:
+                by_group.setdefault(old_ck, []).append((key, old, None))
+            if new_ck is not None:
+                by_group.setdefault(new_ck, []).append((key, None, new))
+        before = {ck: dict(self.visible_rows(ck)) for ck in by_group}
+        for ck, changes in by_group.items():
+            for key, old, _new in changes:
+                if old is not None:
+                    ordered[ck].remove(sort_keys.pop(key))
+                    del groups[ck][key]
+        for ck, changes in by_group.items():
+            for key, _old, new in changes:
+                if new is not None:
+                    rows = groups.get(ck)
+                    if rows is None:
+                        rows = groups[ck] = {}
+                        ordered[ck] = SortedList()
+                    sk = self.sort_key(new, key)
+                    sort_keys[key] = sk
+                    ordered[ck].add(sk)
+                    rows[key] = new
+        out: Visible = []
+        for ck in by_group:
+            after = dict(self.visible_rows(ck))
+            if ck in groups and not groups[ck]:
+                del groups[ck]
+                del ordered[ck]
+            for key, row in before[ck].items():
+                now = after.pop(key, None)
+                if now is not row:
+                    out.append((ck, key, row, now))
+            for key, row in after.items():
+                out.append((ck, key, None, row))
+        return out

@@ -1,0 +1,658 @@
+"""From a parsed SELECT to a plan: a tree of query levels.
+
+A *level* is one SELECT: its sources (FROM and JOINs), its WHERE split into a
+static filter and the conjuncts that read subqueries (``IN``/``EXISTS``, each
+planned as a child level of its own), its grouping by correlation key, its
+order and window (``ORDER BY``/``LIMIT``/``OFFSET``), and its select items,
+where a nested select-list subquery is another child level.
+
+A correlated subquery's WHERE is split into *correlation pairs*
+(``inner_expr = outer_expr``) and local conditions: the child level keeps its
+rows grouped by the inner side, and a parent row reads the group its outer
+side names. That is what makes a child change touch only its parents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp
+
+from ..errors import SqlError
+from .keys import hash_key
+from .compile import (
+    CompileContext,
+    ExpressionCompiler,
+    RowFn,
+    Scope,
+    TruthFn,
+    conjuncts,
+    referenced_depths,
+    resolve_column,
+)
+from .parse import parse_select
+
+STAR = "star"
+STAR_OF = "star_of"
+EXPR = "expr"
+NESTED = "nested"
+
+
+@dataclass
+class SelectItem:
+    """One output column (or ``*`` / ``alias.*``) of a level."""
+
+    kind: str
+    name: str | None = None
+    fn: RowFn | None = None
+    position: int | None = None
+    child: LevelPlan | None = None
+    single: bool = False
+    sql: str = ""
+
+
+@dataclass
+class JoinStep:
+    """Equi-join of the rows so far with one more source."""
+
+    table: str
+    alias: str
+    left_keys: list[RowFn]
+    right_keys: list[RowFn]
+    sql: str
+
+
+@dataclass
+class AtomState:
+    """The current contents of a WHERE subquery, per correlation key.
+
+    ``groups[ck]`` is ``[counts, nulls, total]``: how often each (hashable)
+    value appears among the visible rows, how many are NULL, and how many rows
+    there are. An ``IN`` probe reads ``counts``; ``EXISTS`` reads ``total``.
+    """
+
+    groups: dict[Any, list[Any]] = field(default_factory=dict)
+
+
+@dataclass
+class SubqueryAtom:
+    """A subquery predicate in WHERE (``x IN (SELECT ...)`` or ``EXISTS``)."""
+
+    kind: str  # "in" | "exists"
+    level: LevelPlan
+    probe: RowFn | None
+    outer_keys: list[RowFn]
+    state: AtomState
+    sql: str
+
+
+@dataclass
+class OrderItem:
+    fn: RowFn
+    desc: bool
+    nulls_first: bool
+    sql: str
+
+
+@dataclass
+class LevelPlan:
+    """One SELECT level; see the module docstring."""
+
+    sources: list[tuple[str, str]]
+    joins: list[JoinStep] = field(default_factory=list)
+    static_filter: TruthFn | None = None
+    static_sql: list[str] = field(default_factory=list)
+    dynamic_filter: TruthFn | None = None
+    dynamic_sql: list[str] = field(default_factory=list)
+    atoms: list[SubqueryAtom] = field(default_factory=list)
+    inner_keys: list[RowFn] = field(default_factory=list)
+    outer_keys: list[RowFn] = field(default_factory=list)
+    correlation_sql: list[str] = field(default_factory=list)
+    order: list[OrderItem] = field(default_factory=list)
+    limit: int | None = None
+    offset: int = 0
+    items: list[SelectItem] = field(default_factory=list)
+    value_fn: RowFn | None = None
+
+    @property
+    def tables(self) -> set[str]:
+        """Every table this level and its children read."""
+        out = {table for table, _ in self.sources}
+        for atom in self.atoms:
+            out |= atom.level.tables
+        for item in self.items:
+            if item.child is not None:
+                out |= item.child.tables
+        return out
+
+    @property
+    def windowed(self) -> bool:
+        return self.limit is not None or self.offset > 0
+
+    def nested(self) -> list[SelectItem]:
+        return [item for item in self.items if item.kind == NESTED]
+
+    def describe(self, indent: int = 0, title: str = "view") -> list[str]:
+        """The level as indented lines of operators (for ``ssp explain``)."""
+        pad = "  " * indent
+        lines = [f"{pad}{title}"]
+        inner = pad + "  "
+        if self.items:
+            shown = ", ".join(item.sql for item in self.items)
+            lines.append(f"{inner}project [{shown}]")
+        if self.windowed:
+            lines.append(
+                f"{inner}top-k limit={self.limit if self.limit is not None else 'all'}"
+                f" offset={self.offset} by [{', '.join(o.sql for o in self.order) or 'row key'}]"
+            )
+        elif self.order:
+            lines.append(f"{inner}order by [{', '.join(o.sql for o in self.order)}] (on read)")
+        if self.correlation_sql:
+            lines.append(f"{inner}group by correlation [{', '.join(self.correlation_sql)}]")
+        if self.dynamic_sql:
+            lines.append(f"{inner}semi-join filter [{' AND '.join(self.dynamic_sql)}]")
+        if self.static_sql:
+            lines.append(f"{inner}filter [{' AND '.join(self.static_sql)}]")
+        for step in reversed(self.joins):
+            lines.append(f"{inner}join {step.table} AS {step.alias} ON {step.sql} (hash index)")
+        table, alias = self.sources[0]
+        lines.append(f"{inner}scan {table}" + (f" AS {alias}" if alias != table else ""))
+        for atom in self.atoms:
+            lines.extend(atom.level.describe(indent + 2, f"{atom.kind} subquery: {atom.sql}"))
+        for item in self.nested():
+            assert item.child is not None
+            kind = "one row" if item.single else "array"
+            lines.extend(item.child.describe(indent + 2, f"nested {item.name} ({kind})"))
+        return lines
+
+
+@dataclass
+class ViewPlan:
+    """A planned view: its top level and the tables it reads."""
+
+    name: str
+    sql: str
+    top: LevelPlan
+    tables: list[str]
+
+    def describe(self) -> str:
+        return "\n".join(self.top.describe(0, f"view {self.name}"))
+
+
+def plan_view(
+    name: str,
+    sql: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    path: str | None = None,
+    dialect: str | None = None,
+) -> ViewPlan:
+    """Parse and plan one view; every problem is a :class:`SqlError` naming it."""
+    select = parse_select(sql, view=name, path=path, dialect=dialect)
+    ctx = CompileContext(view=name, path=path, params=dict(params or {}))
+    try:
+        top = _Planner(ctx).level(select, parent=None, role="view")
+    except RecursionError as err:
+        raise SqlError(
+            "the query nests deeper than the planner supports", view=name, path=path
+        ) from err
+    tables = sorted(top.tables)
+    return ViewPlan(name, sql, top, tables)
+
+
+class _Planner:
+    def __init__(self, ctx: CompileContext):
+        self.ctx = ctx
+
+    def level(self, select: exp.Select, parent: Scope | None, role: str) -> LevelPlan:
+        """Plan one SELECT. ``role`` is ``view``, ``nested``, ``in`` or ``exists``."""
+        ctx = self.ctx
+        self._reject_unsupported(select, role)
+        sources, join_nodes = self._sources(select)
+        scope = Scope({alias: i for i, (_, alias) in enumerate(sources)}, [t for t, _ in sources], parent)
+        plan = LevelPlan(sources=sources)
+        compiler = ExpressionCompiler(scope, ctx, atom_hook=None)
+
+        residuals: list[TruthFn] = []
+        for index, node in enumerate(join_nodes, start=1):
+            step, residual = self._join(node, index, sources, scope, plan)
+            plan.joins.append(step)
+            residuals.extend(residual)
+
+        # WHERE: correlation pairs, static conjuncts, subquery conjuncts.
+        static: list[TruthFn] = []
+        dynamic: list[exp.Expression] = []
+        where = select.args.get("where")
+        extra_static = list(plan.static_sql)
+        plan.static_sql = []
+        for conjunct in conjuncts(where.this if where is not None else None):
+            if _has_subquery(conjunct):
+                dynamic.append(conjunct)
+                continue
+            depths = referenced_depths(conjunct, scope, ctx)
+            if depths <= {0}:
+                static.append(compiler.truth(conjunct, True))
+                plan.static_sql.append(conjunct.sql())
+            elif parent is not None and self._correlation(conjunct, scope, plan):
+                continue
+            else:
+                raise ctx.unsupported(
+                    conjunct,
+                    "a condition on an outer query's row that is not an equality with this one",
+                    hint="correlate with inner_column = outer_column",
+                )
+        static = residuals + static
+        plan.static_sql = extra_static + plan.static_sql
+        if static:
+            plan.static_filter = static[0] if len(static) == 1 else _all(static)
+        if dynamic:
+            hook = self._atom_hook(plan)
+            dyn_compiler = ExpressionCompiler(scope, ctx, atom_hook=hook)
+            parts = [dyn_compiler.truth(node, True) for node in dynamic]
+            plan.dynamic_filter = parts[0] if len(parts) == 1 else _all(parts)
+            plan.dynamic_sql = [node.sql() for node in dynamic]
+        # select list
+        if role == "nested" or role == "view":
+            plan.items = self._items(select, scope, compiler)
+        elif role == "in":
+            plan.value_fn = self._in_value(select, compiler)
+
+        self._order_window(select, plan, compiler)
+        return plan
+
+    # sources and joins -----------------------------------------------------
+    def _sources(self, select: exp.Select) -> tuple[list[tuple[str, str]], list[exp.Join]]:
+        ctx = self.ctx
+        from_ = select.args.get("from_") or select.args.get("from")
+        if from_ is None:
+            raise ctx.unsupported(select, "a SELECT without FROM")
+        first = from_.this
+        sources = [self._table(first)]
+        joins: list[exp.Join] = list(select.args.get("joins") or [])
+        for join in joins:
+            sources.append(self._table(join.this))
+        aliases = [alias for _, alias in sources]
+        for index, alias in enumerate(aliases):
+            if alias in aliases[:index]:
+                raise ctx.error(
+                    select,
+                    f"two sources are named {alias!r}",
+                    hint="give each source of a join its own alias",
+                )
+        return sources, joins
+
+    def _table(self, node: exp.Expression) -> tuple[str, str]:
+        if not isinstance(node, exp.Table) or node.args.get("db") or node.args.get("catalog"):
+            raise self.ctx.unsupported(node, "a FROM item that is not a plain table name")
+        if node.args.get("joins") or node.args.get("pivots") or node.args.get("laterals"):
+            raise self.ctx.unsupported(node, "this FROM clause form")
+        if isinstance(node.this, exp.Expression) and not isinstance(node.this, exp.Identifier):
+            raise self.ctx.unsupported(node, "a table-valued function in FROM")
+        table = node.name
+        alias = node.alias or table
+        return table, alias
+
+    def _join(
+        self,
+        node: exp.Join,
+        index: int,
+        sources: list[tuple[str, str]],
+        scope: Scope,
+        plan: LevelPlan,
+    ) -> tuple[JoinStep, list[TruthFn]]:
+        ctx = self.ctx
+        side = (node.args.get("side") or "").upper()
+        kind = (node.args.get("kind") or "").upper()
+        if side or kind not in ("", "INNER"):
+            what = " ".join(p for p in (side, kind) if p) or "this"
+            raise ctx.unsupported(node, f"{what} JOIN (only [INNER] JOIN is maintained)")
+        if node.args.get("using"):
+            raise ctx.unsupported(node, "JOIN ... USING", hint="write the ON condition")
+        on = node.args.get("on")
+        if on is None:
+            raise ctx.unsupported(node, "a JOIN without an ON equality condition")
+        table, alias = sources[index]
+        left_scope = Scope({a: i for i, (_, a) in enumerate(sources[:index])}, [t for t, _ in sources[:index]], scope.parent)
+        right_scope = Scope({alias: 0}, [table], scope.parent)
+        left_compiler = ExpressionCompiler(left_scope, ctx)
+        right_compiler = ExpressionCompiler(right_scope, ctx)
+        full_compiler = ExpressionCompiler(scope, ctx)
+        left_keys: list[RowFn] = []
+        right_keys: list[RowFn] = []
+        residual_sql: list[str] = []
+        residual: list[TruthFn] = []
+        for conjunct in conjuncts(on):
+            pair = self._equi_pair(conjunct, scope, index)
+            if pair is not None:
+                left_node, right_node = pair
+                left_keys.append(left_compiler.value(left_node))
+                right_keys.append(right_compiler.value(right_node))
+                continue
+            if _has_subquery(conjunct):
+                raise ctx.unsupported(conjunct, "a subquery in a JOIN condition")
+            depths = referenced_depths(conjunct, scope, ctx)
+            if not depths <= {0}:
+                raise ctx.unsupported(conjunct, "an outer reference in a JOIN condition")
+            residual.append(full_compiler.truth(conjunct, True))
+            residual_sql.append(conjunct.sql())
+        if not left_keys:
+            raise ctx.unsupported(
+                node,
+                "a JOIN without an equality between the new table and the ones before it",
+            )
+        plan.static_sql.extend(residual_sql)
+        return JoinStep(table, alias, left_keys, right_keys, on.sql()), residual
+
+    def _equi_pair(
+        self, node: exp.Expression, scope: Scope, index: int
+    ) -> tuple[exp.Expression, exp.Expression] | None:
+        """For ``a = b`` with one side on source ``index`` only and the other on
+        earlier sources only, that pair (earlier side first)."""
+        if not isinstance(node, exp.EQ):
+            return None
+        sides = []
+        for side in (node.this, node.expression):
+            if _has_subquery(side):
+                return None
+            positions = self._positions(side, scope)
+            if positions is None:
+                return None
+            sides.append(positions)
+        left, right = sides
+        if left and right and max(left) < index and right == {index}:
+            return node.this, node.expression
+        if left and right and max(right) < index and left == {index}:
+            return node.expression, node.this
+        return None
+
+    def _positions(self, node: exp.Expression, scope: Scope) -> set[int] | None:
+        found: set[int] = set()
+        for column in node.find_all(exp.Column):
+            ref = resolve_column(column, scope, self.ctx)
+            if hasattr(ref, "depth"):
+                if ref.depth != 0:  # type: ignore[union-attr]
+                    return None
+                found.add(ref.position)  # type: ignore[union-attr]
+        return found
+
+    # correlation ---------------------------------------------------------------
+    def _correlation(self, node: exp.Expression, scope: Scope, plan: LevelPlan) -> bool:
+        """Record ``inner = outer`` as a correlation pair; False if it is not one."""
+        if not isinstance(node, exp.EQ):
+            return False
+        left_depths = referenced_depths(node.this, scope, self.ctx)
+        right_depths = referenced_depths(node.expression, scope, self.ctx)
+        if left_depths <= {0} and right_depths == {1}:
+            inner, outer = node.this, node.expression
+        elif right_depths <= {0} and left_depths == {1}:
+            inner, outer = node.expression, node.this
+        else:
+            if (left_depths | right_depths) - {0, 1}:
+                raise self.ctx.unsupported(
+                    node, "a reference to a query more than one level out"
+                )
+            return False
+        assert scope.parent is not None
+        plan.inner_keys.append(ExpressionCompiler(scope, self.ctx).value(inner))
+        plan.outer_keys.append(ExpressionCompiler(scope, self.ctx, base_depth=1).value(outer))
+        plan.correlation_sql.append(f"{inner.sql()} = {outer.sql()}")
+        return True
+
+    def _atom_hook(self, plan: LevelPlan) -> Callable[[exp.Expression, Scope], RowFn]:
+        def hook(node: exp.Expression, scope: Scope) -> RowFn:
+            return self._atom(node, scope, plan)
+
+        return hook
+
+    def _atom(self, node: exp.Expression, scope: Scope, plan: LevelPlan) -> RowFn:
+        ctx = self.ctx
+        if isinstance(node, exp.Exists):
+            select = node.this
+            kind = "exists"
+        else:
+            query = node.args["query"]
+            select = query.this if isinstance(query, exp.Subquery) else query
+            kind = "in"
+        if not isinstance(select, exp.Select):
+            raise ctx.unsupported(node, "a subquery that is not a plain SELECT")
+        child = self.level(select, parent=scope, role=kind)
+        state = AtomState()
+        probe = ExpressionCompiler(scope, ctx).value(node.this) if kind == "in" else None
+        atom = SubqueryAtom(kind, child, probe, child.outer_keys, state, node.sql())
+        plan.atoms.append(atom)
+        groups = state.groups
+        outer_keys = child.outer_keys
+        key_of = _key_function(outer_keys)
+        hkey = hash_key
+        if kind == "exists":
+
+            def exists(row: tuple[Any, ...]) -> Any:
+                group = groups.get(key_of(row))
+                return 1 if group is not None and group[2] > 0 else 0
+
+            return exists
+        assert probe is not None
+        probe_fn = probe
+
+        def in_subquery(row: tuple[Any, ...]) -> Any:
+            group = groups.get(key_of(row))
+            if group is None or group[2] == 0:
+                return 0
+            value = probe_fn(row)
+            if value is None:
+                return None
+            if group[0].get(hkey(value)):
+                return 1
+            return None if group[1] else 0
+
+        return in_subquery
+
+    # select list -----------------------------------------------------------------
+    def _items(self, select: exp.Select, scope: Scope, compiler: ExpressionCompiler) -> list[SelectItem]:
+        ctx = self.ctx
+        items: list[SelectItem] = []
+        names: set[str] = set()
+        for node in select.expressions:
+            alias = node.alias if isinstance(node, exp.Alias) else None
+            target = node.this if isinstance(node, exp.Alias) else node
+            if isinstance(target, exp.Star):
+                if alias:
+                    raise ctx.error(node, "* cannot have an alias")
+                if len(scope.tables) > 1:
+                    raise ctx.error(
+                        node,
+                        "* over a join gives two fields named 'id'",
+                        hint="select alias.* for one table and alias the other columns",
+                    )
+                items.append(SelectItem(STAR, sql="*"))
+                continue
+            if isinstance(target, exp.Column) and isinstance(target.this, exp.Star):
+                found = scope.depth_of_alias(target.table)
+                if found is None or found[0] != 0:
+                    raise ctx.error(node, f"unknown table or alias {target.table!r}")
+                stars = [i for i in items if i.kind in (STAR, STAR_OF)]
+                if stars:
+                    raise ctx.error(
+                        node,
+                        "two * items bring two fields named 'id'",
+                        hint="select one alias.* and name the other columns explicitly",
+                    )
+                items.append(SelectItem(STAR_OF, position=found[1], sql=f"{target.table}.*"))
+                continue
+            nested = _nested_subquery(target)
+            if nested is not None:
+                subquery, single = nested
+                if not alias:
+                    raise ctx.error(node, "a nested subquery needs a name", hint="add AS name")
+                child_select = subquery.this
+                if not isinstance(child_select, exp.Select):
+                    raise ctx.unsupported(node, "a nested subquery that is not a plain SELECT")
+                child = self.level(child_select, parent=scope, role="nested")
+                if single and child.limit is None:
+                    child.limit = 1
+                if single and child.limit is not None and child.limit > 1:
+                    child.limit = 1
+                item = SelectItem(NESTED, alias, child=child, single=single or child.limit == 1, sql=f"({alias})")
+                if item.single and child.limit is not None and child.limit != 1:
+                    child.limit = 1
+                items.append(item)
+            else:
+                if _has_subquery(target):
+                    raise ctx.unsupported(
+                        target, "a subquery inside a select-list expression",
+                        hint="a nested subquery must be a whole select item: (SELECT ...) AS name",
+                    )
+                if _has_aggregate(target):
+                    raise ctx.unsupported(target, "aggregate functions (GROUP BY lands in a later release)")
+                name = alias or (target.name if isinstance(target, exp.Column) else None)
+                if not name:
+                    raise ctx.error(
+                        node,
+                        "an expression in the select list needs a name",
+                        hint=f"add AS name: {target.sql()} AS name",
+                    )
+                items.append(SelectItem(EXPR, name, fn=compiler.value(target), sql=f"{target.sql()} AS {name}" if alias else target.sql()))
+            assert items[-1].name is not None
+            if items[-1].name in names:
+                raise ctx.error(node, f"two select items are named {items[-1].name!r}", hint="give one of them another alias")
+            names.add(items[-1].name or "")
+        return items
+
+    def _in_value(self, select: exp.Select, compiler: ExpressionCompiler) -> RowFn:
+        if len(select.expressions) != 1:
+            raise self.ctx.error(select, "an IN subquery must select exactly one column")
+        node = select.expressions[0]
+        target = node.this if isinstance(node, exp.Alias) else node
+        if isinstance(target, exp.Star) or _has_subquery(target):
+            raise self.ctx.error(node, "an IN subquery must select one column value")
+        return compiler.value(target)
+
+    # order and window ---------------------------------------------------------------
+    def _order_window(self, select: exp.Select, plan: LevelPlan, compiler: ExpressionCompiler) -> None:
+        ctx = self.ctx
+        order = select.args.get("order")
+        outputs = {}
+        for node in select.expressions:
+            if isinstance(node, exp.Alias):
+                outputs[node.alias] = node.this
+        if order is not None:
+            for ordered in order.expressions:
+                target = ordered.this
+                if isinstance(target, exp.Column) and not target.table and target.name in outputs:
+                    target = outputs[target.name]
+                if _has_subquery(target):
+                    raise ctx.unsupported(ordered, "ORDER BY a subquery")
+                if isinstance(target, exp.Literal) and not target.is_string:
+                    raise ctx.unsupported(ordered, "ORDER BY a column position", hint="order by the expression or its output name")
+                plan.order.append(
+                    OrderItem(
+                        compiler.value(target),
+                        bool(ordered.args.get("desc")),
+                        bool(ordered.args.get("nulls_first")),
+                        ordered.sql(),
+                    )
+                )
+        limit = select.args.get("limit")
+        if limit is not None:
+            plan.limit = self._count(limit.expression, compiler, "LIMIT")
+        offset = select.args.get("offset")
+        if offset is not None:
+            plan.offset = self._count(offset.expression, compiler, "OFFSET")
+
+    def _count(self, node: exp.Expression, compiler: ExpressionCompiler, what: str) -> int:
+        ok, value = compiler.constant(node)
+        if not ok or isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.ctx.error(node, f"{what} needs a whole number >= 0")
+        return value
+
+    # checks -------------------------------------------------------------------------
+    def _reject_unsupported(self, select: exp.Select, role: str) -> None:
+        ctx = self.ctx
+        for key, what in (
+            ("group", "GROUP BY"),
+            ("having", "HAVING"),
+            ("distinct", "DISTINCT"),
+            ("with", "WITH"),
+            ("qualify", "QUALIFY"),
+            ("windows", "WINDOW"),
+            ("laterals", "LATERAL"),
+            ("into", "SELECT INTO"),
+            ("locks", "FOR UPDATE"),
+            ("sample", "TABLESAMPLE"),
+            ("prewhere", "PREWHERE"),
+            ("connect", "CONNECT BY"),
+            ("settings", "SETTINGS"),
+            ("format", "FORMAT"),
+            ("kind", "SELECT AS STRUCT/VALUE"),
+            ("cluster", "CLUSTER BY"),
+            ("distribute", "DISTRIBUTE BY"),
+            ("sort", "SORT BY"),
+        ):
+            value = select.args.get(key)
+            if value:
+                node = value if isinstance(value, exp.Expression) else select
+                raise ctx.unsupported(node, f"{what} is not supported yet")
+        known = {
+            "expressions", "from", "from_", "joins", "where", "order", "limit", "offset",
+            "group", "having", "distinct", "with", "qualify", "windows", "laterals", "into",
+            "locks", "sample", "prewhere", "connect", "settings", "format", "kind",
+            "cluster", "distribute", "sort", "hint", "options",
+        }
+        for key, value in select.args.items():
+            if value and key not in known:
+                raise ctx.unsupported(select, f"SELECT clause {key!r}")
+        if select.args.get("hint"):
+            raise ctx.unsupported(select, "optimizer hints")
+
+
+def _nested_subquery(node: exp.Expression) -> tuple[exp.Subquery, bool] | None:
+    if isinstance(node, exp.Subquery):
+        return node, False
+    if isinstance(node, exp.Bracket) and isinstance(node.this, exp.Subquery):
+        index = node.expressions
+        if len(index) == 1 and isinstance(index[0], exp.Literal) and str(index[0].this) == "0":
+            return node.this, True
+    return None
+
+
+def _has_subquery(node: exp.Expression) -> bool:
+    return any(isinstance(n, (exp.Select, exp.Subquery, exp.Exists)) for n in node.walk())
+
+
+def _has_aggregate(node: exp.Expression) -> bool:
+    return any(isinstance(n, exp.AggFunc) for n in node.walk())
+
+
+def _all(parts: list[TruthFn]) -> TruthFn:
+    return lambda row: all(p(row) for p in parts)
+
+
+def _key_function(fns: list[RowFn]) -> Callable[[tuple[Any, ...]], Any]:
+    """A correlation key: the tuple of hashable values, or None when one is NULL."""
+    hkey = hash_key
+    if not fns:
+        return lambda row: ()
+    if len(fns) == 1:
+        only = fns[0]
+
+        def one(row: tuple[Any, ...]) -> Any:
+            value = only(row)
+            return None if value is None else (hkey(value),)
+
+        return one
+
+    def many(row: tuple[Any, ...]) -> Any:
+        out = []
+        for fn in fns:
+            value = fn(row)
+            if value is None:
+                return None
+            out.append(hkey(value))
+        return tuple(out)
+
+    return many
+
+
+key_function = _key_function

@@ -1,0 +1,279 @@
+"""A registered view at run time: its levels, members and rows.
+
+Every query level of the plan becomes a :class:`Level` that turns table
+changes into changes of its *visible* rows (after joins, filters and window).
+The view then accounts members top-down: a visible row of the top level
+contributes its record ids, and a reference to each nested group it shows; a
+nested group's visible rows contribute only while some shown row references
+the group. Reference counts make a record shared by several rows one member,
+which leaves with its last reference.
+
+Rows are not stored projected: the output of a view is derived from the
+visible rows on demand (``rows()``), so maintaining a view costs only what
+its members need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from .metrics import OperatorMetrics, ViewMetrics
+from .operators import Delta, Row, RowKey, TableChanges
+from .operators.filter import SemiJoinFilter, static_filter
+from .operators.join import JoinChain
+from .operators.semijoin import update_atom
+from .operators.window import GroupWindow, Visible, make_sort_key
+from .sql.keys import canonical_json
+from .sql.plan import EXPR, NESTED, STAR, STAR_OF, LevelPlan, SelectItem, ViewPlan, key_function
+
+Clock = Callable[[], int]
+
+
+class Level:
+    """One query level at run time (see module docstring)."""
+
+    def __init__(self, plan: LevelPlan, view: str, path: str, metrics: dict[str, OperatorMetrics]):
+        self.plan = plan
+        self.path = path
+        self.tables = plan.tables
+        self.own_tables = {table for table, _ in plan.sources}
+        self.join = JoinChain(plan)
+        self.semijoin = SemiJoinFilter(plan) if plan.dynamic_filter is not None else None
+        self.window = GroupWindow(plan)
+        self.atoms = [
+            (atom, Level(atom.level, view, f"{path};{atom.kind}#{i}", metrics))
+            for i, atom in enumerate(plan.atoms)
+        ]
+        self.children: list[tuple[SelectItem, Level, Callable[[Row], Any]]] = []
+        for item in plan.nested():
+            assert item.child is not None and item.name is not None
+            child = Level(item.child, view, f"{path};nested:{item.name}", metrics)
+            self.children.append((item, child, key_function(item.child.outer_keys)))
+        # nested-group references (only meaningful for nested levels)
+        self.refs: dict[Any, int] = {}
+        self.refs_before: dict[Any, int] = {}
+        self.visible: Visible = []
+        self.ops = {
+            name: metrics.setdefault(f"{path};{name}", OperatorMetrics(view, f"{path};{name}"))
+            for name in ("join", "filter", "semijoin", "window")
+        }
+
+    def state_rows(self) -> int:
+        total = self.join.state_rows() + self.window.state_rows()
+        if self.semijoin is not None:
+            total += self.semijoin.state_rows()
+        total += sum(level.state_rows() for _, level in self.atoms)
+        total += sum(level.state_rows() for _, level, _ in self.children)
+        return total
+
+    def process(self, changes: TableChanges, clock: Clock) -> None:
+        """Propagate table changes; leaves this call's visible changes in ``visible``."""
+        if not any(table in changes for table in self.tables):
+            self.clear()
+            return
+        self.visible = []
+        affected: set[RowKey] = set()
+        for index, (atom, level) in enumerate(self.atoms):
+            level.process(changes, clock)
+            if level.visible and self.semijoin is not None:
+                values, groups = update_atom(atom, level.visible)
+                if values or groups:
+                    affected |= self.semijoin.affected(index, values, groups)
+        if any(table in changes for table in self.own_tables) or affected:
+            ops = self.ops
+            t0 = clock()
+            delta: Delta = self.join.process(changes)
+            t1 = clock()
+            _count(ops["join"], t1 - t0, delta, delta)
+            predicate = self.plan.static_filter
+            if predicate is not None and delta:
+                filtered = static_filter(predicate, delta)
+                t2 = clock()
+                _count(ops["filter"], t2 - t1, delta, filtered)
+                delta, t1 = filtered, t2
+            if self.semijoin is not None:
+                filtered = self.semijoin.process(delta, affected)
+                t2 = clock()
+                _count(ops["semijoin"], t2 - t1, delta, filtered)
+                delta, t1 = filtered, t2
+            if delta:
+                self.visible = self.window.process(delta)
+                _count(ops["window"], clock() - t1, delta, self.visible)
+        for _, child, _ in self.children:
+            child.process(changes, clock)
+
+    def clear(self) -> None:
+        """No change reached this level or any below it in this call."""
+        self.visible = []
+        for _, level in self.atoms:
+            level.clear()
+        for _, child, _ in self.children:
+            child.clear()
+
+    def initial(self, records: dict[str, dict[str, dict[str, Any]]], clock: Clock) -> None:
+        """Build the level's state from the current tables (registration)."""
+        changes: TableChanges = {
+            table: [(rid, None, rec) for rid, rec in records.get(table, {}).items()]
+            for table in self.tables
+        }
+        self.process(changes, clock)
+
+    # output -------------------------------------------------------------------
+    def materialize(self, ck: Any, top: bool) -> list[dict[str, Any]]:
+        """The projected rows of one group, in their output order."""
+        plan = self.plan
+        visible = self.window.visible_rows(ck)
+        if not plan.windowed:
+            if plan.order:
+                sort_key = make_sort_key(plan)
+                visible.sort(key=lambda kr: sort_key(kr[1], kr[0]))
+            elif not top:
+                visible.sort(key=lambda kr: kr[0])
+        rows = [self.project(row) for _, row in visible]
+        if top and not plan.order and not plan.windowed:
+            rows.sort(key=canonical_json)
+        return rows
+
+    def project(self, row: Row) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for item in self.plan.items:
+            kind = item.kind
+            if kind == STAR:
+                out.update(row[0])
+            elif kind == STAR_OF:
+                record = row[item.position or 0]
+                if record is not None:
+                    out.update(record)
+        for item in self.plan.items:
+            kind = item.kind
+            if kind == EXPR:
+                assert item.fn is not None and item.name is not None
+                out[item.name] = item.fn(row)
+            elif kind == NESTED:
+                assert item.name is not None
+                out[item.name] = self._nested_value(item, row)
+        return out
+
+    def _nested_value(self, item: SelectItem, row: Row) -> Any:
+        for candidate, child, group_of in self.children:
+            if candidate is item:
+                ck = group_of(row)
+                rows = [] if ck is None else child.materialize(ck, top=False)
+                if item.single:
+                    return rows[0] if rows else None
+                return rows
+        raise AssertionError("nested item without a level")
+
+
+def _count(op: OperatorMetrics, ns: int, rows_in: Any, rows_out: Any) -> None:
+    op.self_ns += ns
+    op.rows_in += len(rows_in)
+    op.rows_out += len(rows_out)
+
+
+class View:
+    """A registered view: plan, levels, member reference counts, metrics."""
+
+    def __init__(self, plan: ViewPlan, format: str, params: dict[str, Any] | None):
+        self.name = plan.name
+        self.plan = plan
+        self.format = format
+        self.params = params
+        self.operator_metrics: dict[str, OperatorMetrics] = {}
+        self.top = Level(plan.top, plan.name, plan.name, self.operator_metrics)
+        self.tables = set(plan.tables)
+        self.member_refs: dict[str, int] = {}
+        self.member_before: dict[str, int] = {}
+        self.metrics = ViewMetrics()
+        self.row_count = 0
+
+    # members ------------------------------------------------------------------
+    def _member(self, rid: str, sign: int) -> None:
+        refs = self.member_refs
+        count = refs.get(rid, 0)
+        if rid not in self.member_before:
+            self.member_before[rid] = count
+        count += sign
+        if count:
+            refs[rid] = count
+        else:
+            del refs[rid]
+
+    def _row_contribution(self, level: Level, key: RowKey, row: Row, sign: int) -> None:
+        member = self._member
+        for rid in key:
+            if rid is not None:
+                member(rid, sign)
+        for _, child, group_of in level.children:
+            ck = group_of(row)
+            if ck is not None:
+                child_ref(child, ck, sign)
+
+    def account(self) -> None:
+        """Turn this call's visible changes into member reference changes, top-down."""
+        top = self.top
+        for _ck, key, old, new in top.visible:
+            self._account_change(top, key, old, new)
+            self.row_count += (new is not None) - (old is not None)
+        for _, child, _ in top.children:
+            self._account_level(child)
+
+    def _account_change(self, level: Level, key: RowKey, old: Row | None, new: Row | None) -> None:
+        if old is not None and new is not None:
+            # same ids; only references to nested groups can move
+            for _, child, group_of in level.children:
+                old_ck, new_ck = group_of(old), group_of(new)
+                if old_ck != new_ck:
+                    if old_ck is not None:
+                        child_ref(child, old_ck, -1)
+                    if new_ck is not None:
+                        child_ref(child, new_ck, 1)
+            return
+        if old is not None:
+            self._row_contribution(level, key, old, -1)
+        if new is not None:
+            self._row_contribution(level, key, new, 1)
+
+    def _account_level(self, level: Level) -> None:
+        refs, before = level.refs, level.refs_before
+        # (a) row changes inside groups that were referenced before this call
+        for ck, key, old, new in level.visible:
+            if before.get(ck, refs.get(ck, 0)) > 0:
+                self._account_change(level, key, old, new)
+        # (b) groups that became referenced or unreferenced: their current rows
+        for ck, count_before in before.items():
+            count_now = refs.get(ck, 0)
+            if (count_before > 0) != (count_now > 0):
+                sign = 1 if count_now > 0 else -1
+                for key, row in level.window.visible_rows(ck):
+                    self._row_contribution(level, key, row, sign)
+        before.clear()
+        for _, child, _ in level.children:
+            self._account_level(child)
+
+    # output ---------------------------------------------------------------------
+    def rows(self) -> list[dict[str, Any]]:
+        return self.top.materialize((), top=True)
+
+    def state_rows(self) -> int:
+        return self.top.state_rows()
+
+
+def child_ref(level: Level, ck: Any, sign: int) -> None:
+    """Add or drop one reference from a shown parent row to a nested group."""
+    refs = level.refs
+    count = refs.get(ck, 0)
+    if ck not in level.refs_before:
+        level.refs_before[ck] = count
+    count += sign
+    if count:
+        refs[ck] = count
+    else:
+        del refs[ck]
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
