@@ -280,7 +280,9 @@ class Circuit:
             else:
                 change.new, change.new_version = new, new_version
         if coalesce:
-            changed = [c for c in net.values() if c.old is not c.new or c.old_version != c.new_version]
+            changed = [
+                c for c in net.values() if c.old is not c.new or c.old_version != c.new_version
+            ]
             if changed:
                 rounds.append(changed)
             stats.entries_after_coalesce = len(changed)

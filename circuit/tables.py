@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import MutationLogError
 from .mutations import CREATE, DELETE, UPDATE, Mutation
+from .sql.values import json_equal
 
 NOOP = "noop"
 
@@ -94,26 +95,3 @@ def _anomaly(kind: str, m: Mutation, strict: bool) -> str:
             hint="drop --strict to apply anomalies the forgiving way and count them",
         )
     return kind
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """JSON-value equality: key order ignored, 3 == 3.0, a boolean is never a number."""
-    if a is b:
-        return True
-    ta, tb = type(a), type(b)
-    if ta is dict:
-        if tb is not dict or len(a) != len(b):
-            return False
-        for key, value in a.items():
-            if key not in b or not json_equal(value, b[key]):
-                return False
-        return True
-    if ta is list:
-        return tb is list and len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
-    if ta is bool or tb is bool:
-        return ta is tb and a == b
-    if ta in (int, float) and tb in (int, float):
-        return bool(a == b)
-    return ta is tb and bool(a == b)
-
-

@@ -57,7 +57,9 @@ class SemiJoinFilter:
             targets = [(self.by_group[index], ck)]
             if probe is not None:
                 value = probe(row)
-                targets.append((self.by_value[index], (ck, None if value is None else hash_key(value))))
+                targets.append(
+                    (self.by_value[index], (ck, None if value is None else hash_key(value)))
+                )
             for table, slot in targets:
                 if add:
                     table.setdefault(slot, set()).add(key)

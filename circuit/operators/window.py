@@ -89,7 +89,12 @@ class GroupWindow:
         return out
 
     def _windowed(self, delta: Delta) -> Visible:
-        group_of, groups, ordered, sort_keys = self.group_of, self.groups, self.ordered, self.sort_keys
+        group_of, groups, ordered, sort_keys = (
+            self.group_of,
+            self.groups,
+            self.ordered,
+            self.sort_keys,
+        )
         by_group: dict[Any, list[tuple[RowKey, Row | None, Row | None]]] = {}
         for key, (old, new) in delta.items():
             old_ck = None if old is None else group_of(old)

@@ -68,7 +68,9 @@ class CompileContext:
 
     def unsupported(self, node: exp.Expression, what: str, hint: str | None = None) -> SqlError:
         line, col = position(node)
-        return UnsupportedSqlError(what, view=self.view, path=self.path, line=line, col=col, hint=hint)
+        return UnsupportedSqlError(
+            what, view=self.view, path=self.path, line=line, col=col, hint=hint
+        )
 
     def error(self, node: exp.Expression, what: str, hint: str | None = None) -> SqlError:
         line, col = position(node)
@@ -93,7 +95,7 @@ class ParamRef:
 AtomHook = Callable[[exp.Expression, Scope], RowFn]
 
 
-def _is_param_name(ident: exp.Expression | None) -> bool:
+def _is_param_name(ident: exp.Expr | None) -> bool:
     return (
         isinstance(ident, exp.Identifier)
         and not ident.args.get("quoted")
@@ -239,7 +241,7 @@ class ExpressionCompiler:
 
     def _param(self, node: exp.Expression) -> Any:
         if isinstance(node, exp.Placeholder):
-            name, path = str(node.name or node.this), ()
+            name, path = str(node.name or node.this), tuple[str, ...]()
         else:
             assert isinstance(node, exp.Column)
             ref = resolve_column(node, self.scope, self.ctx)
@@ -295,11 +297,11 @@ class ExpressionCompiler:
         return lambda row: neg(inner(row))
 
     def _binary(self, node: exp.Expression, op: Callable[[Any, Any], Any]) -> RowFn:
-        left = self.value(node.left)
-        ok, right_const = self.constant(node.right)
+        left = self.value(node.this)
+        ok, right_const = self.constant(node.expression)
         if ok:
             return lambda row: op(left(row), right_const)
-        right = self.value(node.right)
+        right = self.value(node.expression)
         return lambda row: op(left(row), right(row))
 
     def _v_Add(self, node: exp.Add) -> RowFn:
@@ -403,7 +405,9 @@ class ExpressionCompiler:
         if ok:
             if pattern is None:
                 return lambda row: None
-            matcher = V.compile_like(V.to_text(pattern), case_sensitive=case_sensitive, escape=escape)
+            matcher = V.compile_like(
+                V.to_text(pattern), case_sensitive=case_sensitive, escape=escape
+            )
             return lambda row: matcher(subject(row))
         pattern_fn = self.value(node.expression)
         like = V.like

@@ -11,14 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
+from .values import canonical_json
 
-_SORT = orjson.OPT_SORT_KEYS
-
-
-def canonical_json(value: Any) -> str:
-    """Keys sorted, no spaces, non-ASCII as is."""
-    return orjson.dumps(value, option=_SORT).decode()
+__all__ = ["Descending", "canonical_json", "hash_key", "order_key", "row_key_order"]
 
 
 def hash_key(value: Any) -> Any:

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlglot
-from sqlglot import exp
+from sqlglot import Token, TokenType, exp
 from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import Token, TokenType
 
 from ..errors import SqlError, UnsupportedSqlError
 from ..updates import FLAT, STREAMING
@@ -70,9 +69,7 @@ def parse_views(
         target = tree.this
         name = target.name if isinstance(target, exp.Table) else str(target)
         if name in seen:
-            raise SqlError(
-                f"view {name!r} is defined twice", path=path, line=first.line, view=name
-            )
+            raise SqlError(f"view {name!r} is defined twice", path=path, line=first.line, view=name)
         seen.add(name)
         body = tree.expression
         if not isinstance(body, exp.Query):
@@ -84,8 +81,9 @@ def parse_views(
     return views
 
 
-def parse_statement(sql: str, *, path: str | None = None, dialect: str | None = None,
-                    view: str | None = None) -> exp.Expression:
+def parse_statement(
+    sql: str, *, path: str | None = None, dialect: str | None = None, view: str | None = None
+) -> exp.Expr:
     """Parse one statement, turning sqlglot's errors into :class:`SqlError`."""
     try:
         trees = sqlglot.parse(sql, read=dialect)
@@ -117,7 +115,7 @@ def parse_select(
     sql: str, *, view: str, path: str | None = None, dialect: str | None = None
 ) -> exp.Select:
     """The SELECT of a view: a bare SELECT or the body of ``CREATE VIEW``."""
-    tree = parse_statement(sql, path=path, dialect=dialect, view=view)
+    tree: exp.Expr = parse_statement(sql, path=path, dialect=dialect, view=view)
     if isinstance(tree, exp.Create) and isinstance(tree.expression, exp.Query):
         tree = tree.expression
     if isinstance(tree, exp.Subquery):
@@ -134,7 +132,7 @@ def parse_select(
     return tree
 
 
-def position(node: exp.Expression) -> tuple[int, int]:
+def position(node: exp.Expr) -> tuple[int, int]:
     """Line and column of a node: the earliest position among its tokens."""
     best: tuple[int, int] | None = None
     for sub in node.walk():

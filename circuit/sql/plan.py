@@ -21,7 +21,6 @@ from typing import Any
 from sqlglot import exp
 
 from ..errors import SqlError
-from .keys import hash_key
 from .compile import (
     CompileContext,
     ExpressionCompiler,
@@ -32,6 +31,7 @@ from .compile import (
     referenced_depths,
     resolve_column,
 )
+from .keys import hash_key
 from .parse import parse_select
 
 STAR = "star"
@@ -211,7 +211,9 @@ class _Planner:
         ctx = self.ctx
         self._reject_unsupported(select, role)
         sources, join_nodes = self._sources(select)
-        scope = Scope({alias: i for i, (_, alias) in enumerate(sources)}, [t for t, _ in sources], parent)
+        scope = Scope(
+            {alias: i for i, (_, alias) in enumerate(sources)}, [t for t, _ in sources], parent
+        )
         plan = LevelPlan(sources=sources)
         compiler = ExpressionCompiler(scope, ctx, atom_hook=None)
 
@@ -314,7 +316,11 @@ class _Planner:
         if on is None:
             raise ctx.unsupported(node, "a JOIN without an ON equality condition")
         table, alias = sources[index]
-        left_scope = Scope({a: i for i, (_, a) in enumerate(sources[:index])}, [t for t, _ in sources[:index]], scope.parent)
+        left_scope = Scope(
+            {a: i for i, (_, a) in enumerate(sources[:index])},
+            [t for t, _ in sources[:index]],
+            scope.parent,
+        )
         right_scope = Scope({alias: 0}, [table], scope.parent)
         left_compiler = ExpressionCompiler(left_scope, ctx)
         right_compiler = ExpressionCompiler(right_scope, ctx)
@@ -390,9 +396,7 @@ class _Planner:
             inner, outer = node.expression, node.this
         else:
             if (left_depths | right_depths) - {0, 1}:
-                raise self.ctx.unsupported(
-                    node, "a reference to a query more than one level out"
-                )
+                raise self.ctx.unsupported(node, "a reference to a query more than one level out")
             return False
         assert scope.parent is not None
         plan.inner_keys.append(ExpressionCompiler(scope, self.ctx).value(inner))
@@ -450,7 +454,9 @@ class _Planner:
         return in_subquery
 
     # select list -----------------------------------------------------------------
-    def _items(self, select: exp.Select, scope: Scope, compiler: ExpressionCompiler) -> list[SelectItem]:
+    def _items(
+        self, select: exp.Select, scope: Scope, compiler: ExpressionCompiler
+    ) -> list[SelectItem]:
         ctx = self.ctx
         items: list[SelectItem] = []
         names: set[str] = set()
@@ -494,18 +500,23 @@ class _Planner:
                     child.limit = 1
                 if single and child.limit is not None and child.limit > 1:
                     child.limit = 1
-                item = SelectItem(NESTED, alias, child=child, single=single or child.limit == 1, sql=f"({alias})")
+                item = SelectItem(
+                    NESTED, alias, child=child, single=single or child.limit == 1, sql=f"({alias})"
+                )
                 if item.single and child.limit is not None and child.limit != 1:
                     child.limit = 1
                 items.append(item)
             else:
                 if _has_subquery(target):
                     raise ctx.unsupported(
-                        target, "a subquery inside a select-list expression",
+                        target,
+                        "a subquery inside a select-list expression",
                         hint="a nested subquery must be a whole select item: (SELECT ...) AS name",
                     )
                 if _has_aggregate(target):
-                    raise ctx.unsupported(target, "aggregate functions (GROUP BY lands in a later release)")
+                    raise ctx.unsupported(
+                        target, "aggregate functions (GROUP BY lands in a later release)"
+                    )
                 name = alias or (target.name if isinstance(target, exp.Column) else None)
                 if not name:
                     raise ctx.error(
@@ -513,10 +524,21 @@ class _Planner:
                         "an expression in the select list needs a name",
                         hint=f"add AS name: {target.sql()} AS name",
                     )
-                items.append(SelectItem(EXPR, name, fn=compiler.value(target), sql=f"{target.sql()} AS {name}" if alias else target.sql()))
+                items.append(
+                    SelectItem(
+                        EXPR,
+                        name,
+                        fn=compiler.value(target),
+                        sql=f"{target.sql()} AS {name}" if alias else target.sql(),
+                    )
+                )
             assert items[-1].name is not None
             if items[-1].name in names:
-                raise ctx.error(node, f"two select items are named {items[-1].name!r}", hint="give one of them another alias")
+                raise ctx.error(
+                    node,
+                    f"two select items are named {items[-1].name!r}",
+                    hint="give one of them another alias",
+                )
             names.add(items[-1].name or "")
         return items
 
@@ -530,7 +552,9 @@ class _Planner:
         return compiler.value(target)
 
     # order and window ---------------------------------------------------------------
-    def _order_window(self, select: exp.Select, plan: LevelPlan, compiler: ExpressionCompiler) -> None:
+    def _order_window(
+        self, select: exp.Select, plan: LevelPlan, compiler: ExpressionCompiler
+    ) -> None:
         ctx = self.ctx
         order = select.args.get("order")
         outputs = {}
@@ -545,7 +569,11 @@ class _Planner:
                 if _has_subquery(target):
                     raise ctx.unsupported(ordered, "ORDER BY a subquery")
                 if isinstance(target, exp.Literal) and not target.is_string:
-                    raise ctx.unsupported(ordered, "ORDER BY a column position", hint="order by the expression or its output name")
+                    raise ctx.unsupported(
+                        ordered,
+                        "ORDER BY a column position",
+                        hint="order by the expression or its output name",
+                    )
                 plan.order.append(
                     OrderItem(
                         compiler.value(target),
@@ -595,10 +623,34 @@ class _Planner:
                 node = value if isinstance(value, exp.Expression) else select
                 raise ctx.unsupported(node, f"{what} is not supported yet")
         known = {
-            "expressions", "from", "from_", "joins", "where", "order", "limit", "offset",
-            "group", "having", "distinct", "with", "qualify", "windows", "laterals", "into",
-            "locks", "sample", "prewhere", "connect", "settings", "format", "kind",
-            "cluster", "distribute", "sort", "hint", "options",
+            "expressions",
+            "from",
+            "from_",
+            "joins",
+            "where",
+            "order",
+            "limit",
+            "offset",
+            "group",
+            "having",
+            "distinct",
+            "with",
+            "qualify",
+            "windows",
+            "laterals",
+            "into",
+            "locks",
+            "sample",
+            "prewhere",
+            "connect",
+            "settings",
+            "format",
+            "kind",
+            "cluster",
+            "distribute",
+            "sort",
+            "hint",
+            "options",
         }
         for key, value in select.args.items():
             if value and key not in known:
