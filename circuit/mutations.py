@@ -14,7 +14,7 @@ Choices where SPEC section 1 is silent:
   key (``"user:"`` is bad input): an empty name is always a producer's bug.
 - ``data`` and its alias ``record`` together are bad input, even when equal:
   one of them would be ignored silently.
-- A UTF-8 byte order mark at the start of the first line is skipped.
+- A UTF-8 byte order mark at the start of the file is skipped.
 - "Beyond 64 bits" means outside both int64 and uint64: below ``-2**63`` or
   above ``2**64 - 1`` an integer is read as a float, whatever the orjson
   release. ``2**63 .. 2**64 - 1`` stay ints (orjson's reading; SQLite would
@@ -30,8 +30,10 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
+from math import isfinite
 from types import TracebackType
 from typing import IO, Any, Literal, NoReturn
 
@@ -201,8 +203,8 @@ def _parse_data(obj: dict[str, Any], op: str, path: str | None, line: int) -> Mu
     if version is not None and (type(version) is not int or version < 0):
         _bad_field(obj, "version", "an integer >= 0", path, line)
     ts = obj.get("ts")
-    if ts is not None and type(ts) is not float and type(ts) is not int:
-        _bad_field(obj, "ts", "a number", path, line)
+    if ts is not None and type(ts) is not int and (type(ts) is not float or not isfinite(ts)):
+        _bad_field(obj, "ts", "a finite number", path, line)
     if op == DELETE:
         data = None
     else:
@@ -241,8 +243,8 @@ def _record_data(obj: dict[str, Any], path: str | None, line: int) -> dict[str, 
 def _parse_control(obj: dict[str, Any], op: str, path: str | None, line: int) -> Mutation:
     """REGISTER, UNREGISTER and FLUSH: rare, so readability wins over speed."""
     ts = obj.get("ts")
-    if ts is not None and type(ts) is not float and type(ts) is not int:
-        _bad_field(obj, "ts", "a number", path, line)
+    if ts is not None and type(ts) is not int and (type(ts) is not float or not isfinite(ts)):
+        _bad_field(obj, "ts", "a finite number", path, line)
     if op == FLUSH:
         return Mutation(FLUSH, ts=ts, line=line, source=path)
     view = obj.get("view")
@@ -307,6 +309,8 @@ def _describe(value: object) -> str:
         return "an object"
     if isinstance(value, list | tuple):
         return "an array"
+    if isinstance(value, float) and not isfinite(value):
+        return repr(value)
     try:
         text = orjson.dumps(value).decode()
     except TypeError:
@@ -340,22 +344,28 @@ _TOKEN = re.compile(
 def decode_line(raw: bytes, *, path: str | None, line: int) -> dict[str, Any] | None:
     """Decode one log line to a JSON object, or ``None`` for a blank line.
 
-    Raises :class:`MutationLogError` for bad input (SPEC section 1). A
-    non-object value is returned as is: :func:`parse_entry` names its type.
+    Raises :class:`MutationLogError` for bad input (SPEC section 1),
+    including JSON that is not an object (``null`` is not a blank line).
     """
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return _decode_fallback(raw, exc, path=path, line=line)
+        if not raw.strip(_JSON_SPACE):
+            return None
+        obj = _decode_fallback(raw, exc, path=path, line=line)
+    if type(obj) is not dict:
+        raise MutationLogError(
+            f"expected a JSON object, got {_describe(obj)}", path=path, line=line
+        )
     if len(raw) >= _DEEP_LINE_BYTES and raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
         _check_depth(obj, path, line)
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def _decode_fallback(
     raw: bytes, exc: orjson.JSONDecodeError, *, path: str | None, line: int
-) -> dict[str, Any] | None:
-    """A line orjson refused: blank, bad input, or JSON it cannot represent.
+) -> Any:
+    """A non-blank line orjson refused: bad input, or JSON it cannot represent.
 
     Older orjson releases refuse integers beyond 64 bits; they are rewritten
     as float literals (``N`` becomes ``N.0``) and the line is decoded again,
@@ -363,10 +373,6 @@ def _decode_fallback(
     is scanned token by token (iteratively, whatever the nesting) to name the
     first problem precisely.
     """
-    if not raw.strip(_JSON_SPACE):
-        return None
-    if line == 1 and raw.startswith(_BOM):
-        return decode_line(raw[len(_BOM) :], path=path, line=line)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -553,7 +559,7 @@ class LogReader:
         parse = self._parse
         skip = self.on_error == "skip"
         line = self.line
-        for raw in self._file:
+        for raw in self._lines():
             line += 1
             self.line = line
             self.bytes_read += len(raw)
@@ -569,6 +575,22 @@ class LogReader:
                 continue
             yield mutation
 
+    def _lines(self) -> Iterable[bytes]:
+        """The input's lines, less a UTF-8 byte order mark opening the file.
+
+        Some Windows tools start a UTF-8 file with one; it is not part of the
+        first entry. It counts in ``bytes_read`` all the same.
+        """
+        if self.line:
+            return self._file
+        first = self._file.readline()
+        if not first:
+            return self._file
+        if first.startswith(_BOM):
+            self.bytes_read += len(_BOM)
+            first = first[len(_BOM) :]
+        return chain((first,), self._file)
+
     def _reject(self, raw: bytes, line: int) -> None:
         self.rejected += 1
         if len(self.rejected_lines) < MAX_REJECTED_LINES:
@@ -576,7 +598,14 @@ class LogReader:
         if self.rejects_path is None:
             return
         if self._rejects_file is None:
-            self._rejects_file = open(self.rejects_path, "wb")  # noqa: SIM115 - closed by close()
+            try:
+                self._rejects_file = open(self.rejects_path, "wb")  # noqa: SIM115 - closed by close()
+            except OSError as err:
+                raise MutationLogError(
+                    f"cannot write the rejects file {self.rejects_path}: {err.strerror or err}",
+                    path=self.source,
+                    line=line,
+                ) from None
         self._rejects_file.write(raw if raw.endswith(b"\n") else raw + b"\n")
 
     def close(self) -> None:
