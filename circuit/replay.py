@@ -62,7 +62,7 @@ from .report.run import (
     StoppedAt,
     Totals,
 )
-from .sql.parse import load_views
+from .sql import load_views
 from .updates import FORMATS, BatchResult, ViewUpdate
 
 Mode = Literal["single", "batch", "deferred"]

@@ -23,9 +23,16 @@ EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
 
 
+PIPE_WIDTH = 160
+"""Width of tables written to a file or a pipe, where no terminal limits the lines."""
+
+
 def stdout() -> Console:
     """A console on the current ``sys.stdout`` (made per use, so test runners can swap it)."""
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = PIPE_WIDTH
+    return console
 
 
 def stderr() -> Console:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from circuit.circuit import Circuit
 from circuit.errors import escape_control
-from circuit.sql.parse import load_views
+from circuit.sql import load_views
 
 from . import console
 from .options import Dialect, Params, ViewsArg, parse_params
@@ -34,11 +35,12 @@ def explain_command(views: ViewsArg, param: Params = None, dialect: Dialect = No
             circuit.register_view(view.name, view.sql, params=params, format=view.format)
         out = console.stdout()
         for name in circuit.view_names():
-            out.print(Text(f"view {escape_control(name)}", style="bold"))
             out.print(Text(escape_control_lines(circuit.explain(name))), soft_wrap=True)
             out.print()
         index = circuit.dependency_index()
-        table = Table(title="Dependency index", title_justify="left", title_style="bold")
+        table = Table(
+            title="Dependency index", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD
+        )
         table.add_column("table")
         table.add_column("views")
         table.add_column("shared", justify="right")

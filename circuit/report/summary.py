@@ -108,7 +108,8 @@ def problems(run: Run) -> Section:
 
 
 def top_views(run: Run, limit: int | None = None) -> Section:
-    """The costliest views by total time, with per-invocation percentiles."""
+    """The costliest views by total time (ms), with invocations (calls), per-invocation
+    percentiles, rows, members and full recomputes."""
     ranked = sorted(run.views.items(), key=lambda item: (-int(item[1].get("time_ns", 0)), item[0]))
     rows = [
         (
@@ -124,16 +125,7 @@ def top_views(run: Run, limit: int | None = None) -> Section:
         for name, m in ranked[:limit]
     ]
     shown = f"top {limit} of {len(ranked)}" if limit is not None and len(ranked) > limit else "all"
-    headers = (
-        "view",
-        "time (ms)",
-        "invocations",
-        "p50 (µs)",
-        "p99 (µs)",
-        "rows",
-        "members",
-        "full recomputes",
-    )
+    headers = ("view", "ms", "calls", "p50 µs", "p99 µs", "rows", "members", "recomputes")
     return Section(f"Views by time ({shown})", headers, rows)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -19,13 +20,17 @@ def render_terminal(run: Run, console: Console, *, top_views: int = TOP_VIEWS) -
     Every cell is a :class:`Text` built from escaped input, so a view name
     can neither inject rich markup nor terminal control sequences.
     """
-    console.print(Text(escape_control(summary.title(run)), style="bold"))
+    console.print(Text(escape_control(summary.title(run)), style="bold"), soft_wrap=True)
     style = "green" if run.completed else "bold red"
-    console.print(Text(escape_control(summary.status(run)), style=style))
+    console.print(Text(escape_control(summary.status(run)), style=style), soft_wrap=True)
     for section in summary.sections(run, top_views):
-        table = Table(title=section.title, title_justify="left", title_style="bold")
-        for i, header in enumerate(section.headers):
-            table.add_column(header, justify="left" if i == 0 else "right", overflow="fold")
+        table = Table(
+            title=section.title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD
+        )
+        longest = max((len(row[0]) for row in section.rows), default=0)
+        table.add_column(section.headers[0], overflow="fold", min_width=min(longest, 30))
+        for header in section.headers[1:]:
+            table.add_column(header, justify="right", no_wrap=True)
         for row in section.rows:
             table.add_row(*(Text(escape_control(c)) for c in row))
         console.print(table)
