@@ -78,6 +78,8 @@ FlushEvery = Annotated[
         rich_help_panel=REPLAY_PANEL,
     ),
 ]
+
+
 def _positive(value: float | None) -> float | None:
     if value is not None and not value > 0:
         raise typer.BadParameter(f"must be positive, got {value}")
