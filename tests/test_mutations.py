@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
@@ -12,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from circuit.errors import MutationLogError
@@ -424,35 +425,22 @@ def test_any_bytes_decode_or_raise_a_log_error(raw: bytes) -> None:
         assert value is None or type(value) is dict
 
 
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 JSON_VALUES = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers()
+    | INT64
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=8,
+    max_leaves=10,
 )
 
 
 @given(st.dictionaries(st.text(), JSON_VALUES, max_size=5))
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None)
 def test_valid_json_objects_round_trip(obj: dict[str, Any]) -> None:
-    assume(_in_int64(obj))
     assert decode(orjson.dumps(obj)) == obj
-
-
-def _in_int64(value: object) -> bool:
-    """orjson writes only 64-bit integers; bigger ones would be read back as floats."""
-    if isinstance(value, bool):
-        return True
-    if isinstance(value, int):
-        return -(2**63) <= value < 2**63
-    if isinstance(value, dict):
-        return all(_in_int64(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_in_int64(v) for v in value)
-    return True
 
 
 # --- read_log ---------------------------------------------------------------------------------
@@ -582,14 +570,19 @@ def test_reader_reads_lazily(tmp_path: Path) -> None:
         assert reader.total_bytes == sum(map(len, lines))
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 def test_reader_yields_before_the_input_is_complete(tmp_path: Path) -> None:
-    """A writer that holds back the rest of the log until the first entry is read."""
+    """A writer holds back the rest of the log until the first entry is read.
+
+    A reader that read ahead to the end would get its first entry only after
+    the writer gave up waiting, and then never see the other 999.
+    """
     fifo = tmp_path / "log.fifo"
     os.mkfifo(fifo)
     first_read = threading.Event()
 
     def writer() -> None:
-        with open(fifo, "wb") as out:
+        with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as out:
             out.write(orjson.dumps(create("1")) + b"\n")
             out.flush()
             if first_read.wait(timeout=30):
