@@ -417,7 +417,7 @@ def _scan_for_problems(text: str, path: str | None, line: int) -> str | None:
             raise MutationLogError(f"non-finite number {token}", path=path, line=line)
         elif kind == "number":
             if match.group("fraction") or match.group("exponent"):
-                if float(token) in (float("inf"), float("-inf")):
+                if not isfinite(float(token)):
                     raise MutationLogError(
                         f"non-finite number {_shorten(token)} (beyond the float range)",
                         path=path,

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import io
 import os
+import pickle
 import sys
 import threading
 from pathlib import Path
@@ -93,6 +94,7 @@ def test_fast_built_mutation_is_an_ordinary_frozen_mutation() -> None:
     assert dataclasses.astuple(m) == dataclasses.astuple(twin)
     with pytest.raises(dataclasses.FrozenInstanceError):
         m.op = UPDATE  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(m)) == m  # the process executor ships Mutations
 
 
 @pytest.mark.parametrize("op", ["create", "Create", "cReAtE", "CREATE"])
