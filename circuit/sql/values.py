@@ -308,18 +308,156 @@ def float_text(r: float) -> str:
 
     Fifteen significant digits, trailing zeros dropped but at least one digit
     after the point; ``-0.0`` prints as ``0.0``; infinities as ``Inf``/``-Inf``.
+    SQLite computes the digits in ``long double`` rather than rounding exactly,
+    which differs from C's correctly rounded ``%.15g`` only when the digits
+    after the 15th are close to a half. So the common cases use ``%.15g``: a
+    float whose shortest form has at most 15 digits (0.1, 2.5, 1e20), or whose
+    16th to 18th digits are far from 500 (SQLite's error is below 0.1 unit of
+    the 15th digit); the rest replay SQLite's algorithm exactly
+    (:func:`_sqlite_printf_g15`).
     """
+    if r == 0.0:
+        return "0.0"
     text = f"{r:.15g}"
+    if text[-1] == "f":
+        return "Inf" if r > 0 else "-Inf"
+    if float(text) != r:
+        tail = int(f"{abs(r):.17e}"[16:19])
+        if 400 <= tail <= 600:
+            return _sqlite_printf_g15(r)
     if "e" in text:
         mantissa, _, exponent = text.partition("e")
         if "." not in mantissa:
             return f"{mantissa}.0e{exponent}"
         return text
-    if "." in text:
-        return text
-    if text[-1] == "f":
-        return "Inf" if r > 0 else "-Inf"
-    return "0.0" if text == "-0" else text + ".0"
+    return text if "." in text else text + ".0"
+
+
+# SQLite formats in ``long double``; on x86-64 that has a 64-bit significand. A
+# long double here is an exact pair (m, e) meaning m * 2**e with m < 2**64.
+_LongDouble = tuple[int, int]
+_LD_BITS = 64
+
+
+def _ld_round(m: int, e: int) -> _LongDouble:
+    """The long double nearest to m * 2**e (ties to even)."""
+    extra = m.bit_length() - _LD_BITS
+    if extra <= 0:
+        return m, e
+    q = m >> extra
+    rem = m & ((1 << extra) - 1)
+    half = 1 << (extra - 1)
+    if rem > half or (rem == half and q & 1):
+        q += 1
+        if q >> _LD_BITS:
+            q >>= 1
+            extra += 1
+    return q, e + extra
+
+
+def _ld(r: float) -> _LongDouble:
+    """A double as a long double (exact)."""
+    num, den = r.as_integer_ratio()
+    return num, 1 - den.bit_length()
+
+
+def _ld_mul(a: _LongDouble, b: _LongDouble) -> _LongDouble:
+    return _ld_round(a[0] * b[0], a[1] + b[1])
+
+
+def _ld_div(a: _LongDouble, b: _LongDouble) -> _LongDouble:
+    shift = max(0, _LD_BITS + 2 + b[0].bit_length() - a[0].bit_length())
+    q, rem = divmod(a[0] << shift, b[0])
+    if rem:  # a sticky bit below the kept ones rounds exactly like the true quotient
+        q = (q << 1) | 1
+        shift += 1
+    return _ld_round(q, a[1] - b[1] - shift)
+
+
+def _ld_aligned(a: _LongDouble, b: _LongDouble) -> tuple[int, int, int]:
+    """Both significands at a common exponent, and that exponent."""
+    e = min(a[1], b[1])
+    return a[0] << (a[1] - e), b[0] << (b[1] - e), e
+
+
+def _ld_add(a: _LongDouble, b: _LongDouble) -> _LongDouble:
+    x, y, e = _ld_aligned(a, b)
+    return _ld_round(x + y, e)
+
+
+def _ld_ge(a: _LongDouble, b: _LongDouble) -> bool:
+    x, y, _ = _ld_aligned(a, b)
+    return x >= y
+
+
+_E100 = _ld(1e100)
+_E10 = _ld(1e10)
+_E8 = _ld(1e8)
+_E_8 = _ld(1e-8)
+_TEN = _ld(10.0)
+_ONE = _ld(1.0)
+_TENTH = _ld(0.1)
+_ROUNDER = _ld(5.0e-05 * 1.0e-10)  # arRound[14 % 10] * 1e-10, computed in double
+
+
+def _sqlite_printf_g15(r: float) -> str:
+    """SQLite 3.40's ``%!.15g`` for a finite nonzero double, step by step in long double.
+
+    A transcription of the etGENERIC branch of ``sqlite3_str_vappendf``: scale
+    into [1, 10), add the rounder, then peel digits off as ``et_getdigit`` does.
+    """
+    prefix = "-" if r < 0 else ""
+    value = _ld(abs(r))
+    precision = 14
+    exp = 0
+    scale = _ONE
+    for step, size in ((_E100, 100), (_E10, 10), (_TEN, 1)):
+        while _ld_ge(value, _ld_mul(step, scale)) and exp <= 350:
+            scale = _ld_mul(scale, step)
+            exp += size
+    value = _ld_div(value, scale)
+    while not _ld_ge(value, _E_8):
+        value = _ld_mul(value, _E8)
+        exp -= 8
+    while not _ld_ge(value, _ONE):
+        value = _ld_mul(value, _TEN)
+        exp -= 1
+    if exp > 350:
+        return prefix + "Inf"
+    value = _ld_add(value, _ROUNDER)
+    if _ld_ge(value, _TEN):
+        value = _ld_mul(value, _TENTH)
+        exp += 1
+    exponential = exp < -4 or exp > precision
+    if exponential:
+        e2 = 0
+    else:
+        precision -= exp
+        e2 = exp
+
+    def digit() -> str:
+        nonlocal value
+        m, e = value
+        d = m >> -e if e < 0 else m << e
+        # value - d is exact (it only drops high bits); then times ten, rounded.
+        value = _ld_mul(_ld_round(m - (d << -e) if e < 0 else 0, min(e, 0)), _TEN)
+        return chr(48 + d)
+
+    out = [prefix]
+    if e2 < 0:
+        out.append("0")
+    else:
+        out.extend(digit() for _ in range(e2 + 1))
+    out.append(".")
+    zeros = max(0, -e2 - 1)
+    out.append("0" * zeros)
+    out.extend(digit() for _ in range(precision - zeros))
+    text = "".join(out).rstrip("0")
+    if text.endswith("."):
+        text += "0"
+    if exponential:
+        text += f"e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    return text
 
 
 def to_text(v: Value) -> str | None:
@@ -1035,7 +1173,7 @@ def compile_like(
     segments = _parse_like(_before_nul(pattern), escape, not case_sensitive)
     if segments is None:
         return lambda v: None if v is None else False
-    test = _fast_test(segments) or (lambda text: _match_segments(segments, text))
+    test = _fast_test(segments) or (lambda text: _match_segments(segments, _before_nul(text)))
     if case_sensitive:
 
         def match(v: Value) -> bool | None:
@@ -1063,7 +1201,7 @@ def _fast_test(segments: list[_Segment]) -> Callable[[str], bool] | None:
     Cases where a NUL in the text could change the answer cut the text at its
     first NUL first; a prefix test cannot be changed by it.
     """
-    if any(len(seg.runs) != (1 if seg.size else 0) for seg in segments):
+    if any(len(seg.runs[0][1] if seg.runs else "") != seg.size for seg in segments):
         return None
     lits = [seg.runs[0][1] if seg.runs else "" for seg in segments]
     if len(lits) == 1:
