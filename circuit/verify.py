@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Iterable, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from .circuit import Circuit
 from .errors import CircuitError, ReplayError, VerificationError
 from .mutations import Mutation
 from .oracle import Oracle, RowDiff, Rows, diff_rows, get_oracle
+from .oracle.base import Snapshot
 from .replay import ProgressSink, Replayer, ReplayInterrupted, ReplayOptions, RunFailed
 from .report.run import Run
 from .sql.parse import ViewDefinition, load_views
@@ -157,23 +159,26 @@ class _Checker:
     def check(self, circuit: Circuit, names: Iterable[str]) -> None:
         """Compare ``names`` now; raise :class:`MismatchError` at the first difference."""
         self.result.checkpoints += 1
-        tables = circuit.tables()
-        for name in names:
-            sql, params = self.definitions[name]
-            checks = self.result.views.setdefault(name, ViewChecks())
-            answer = self.oracle.evaluate(sql, params, tables)
-            if not isinstance(answer, Rows):
-                checks.skip(answer.reason)
-                continue
-            diff = diff_rows(circuit.rows(name), answer.rows, ordered=answer.ordered)
-            if diff is None:
-                checks.passed += 1
-                continue
-            line = self.replayer.line if self.replayer is not None else 0
-            entries = self.replayer.entries if self.replayer is not None else 0
-            mismatch = Mismatch(name, circuit.seq, line, entries, diff, sql)
-            log = self.replayer.log_path if self.replayer is not None else None
-            raise MismatchError(mismatch, location=f"{log or '<log>'}:{line}")
+        with closing(self.oracle.snapshot(circuit.tables())) as snapshot:
+            for name in names:
+                self._check_view(circuit, snapshot, name)
+
+    def _check_view(self, circuit: Circuit, snapshot: Snapshot, name: str) -> None:
+        sql, params = self.definitions[name]
+        checks = self.result.views.setdefault(name, ViewChecks())
+        answer = snapshot.evaluate(sql, params)
+        if not isinstance(answer, Rows):
+            checks.skip(answer.reason)
+            return
+        diff = diff_rows(circuit.rows(name), answer.rows, ordered=answer.ordered)
+        if diff is None:
+            checks.passed += 1
+            return
+        line = self.replayer.line if self.replayer is not None else 0
+        entries = self.replayer.entries if self.replayer is not None else 0
+        mismatch = Mismatch(name, circuit.seq, line, entries, diff, sql)
+        log = self.replayer.log_path if self.replayer is not None else None
+        raise MismatchError(mismatch, location=f"{log or '<log>'}:{line}")
 
     def after_call(self, circuit: Circuit) -> None:
         names = circuit.view_names()

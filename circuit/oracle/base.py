@@ -42,6 +42,14 @@ class Skipped:
 OracleResult = Rows | Skipped
 
 
+class Snapshot(Protocol):
+    """An oracle bound to one state of the tables, to evaluate several views on it."""
+
+    def evaluate(self, sql: str, params: Mapping[str, Any]) -> OracleResult: ...
+
+    def close(self) -> None: ...
+
+
 class Oracle(Protocol):
     """Evaluates one view's SQL from scratch.
 
@@ -55,6 +63,10 @@ class Oracle(Protocol):
     name: str
 
     def evaluate(self, sql: str, params: Mapping[str, Any], tables: Tables) -> OracleResult: ...
+
+    def snapshot(self, tables: Tables) -> Snapshot:
+        """Bind to ``tables`` (which must not change until ``close``): work is shared."""
+        ...
 
 
 def canonical_json(value: Any) -> str:

@@ -57,6 +57,9 @@ class SqlglotOracle:
     def __init__(self, dialect: str | None = None) -> None:
         self.dialect = dialect
 
+    def snapshot(self, tables: Tables) -> _Snapshot:
+        return _Snapshot(self, tables)
+
     def evaluate(self, sql: str, params: Mapping[str, Any], tables: Tables) -> OracleResult:
         query = parse_select(sql, self.dialect).copy()
         if not isinstance(query, exp.Select):
@@ -92,6 +95,20 @@ class SqlglotOracle:
         except (SqlglotError, TypeError, ValueError, KeyError, AttributeError) as err:
             return Skipped(f"sqlglot executor failed: {type(err).__name__}: {err}")
         return Rows([dict(zip(result.columns, row, strict=True)) for row in result.rows], ordered)
+
+
+class _Snapshot:
+    """The executor keeps no state between queries: a snapshot only remembers the tables."""
+
+    def __init__(self, oracle: SqlglotOracle, tables: Tables) -> None:
+        self.oracle = oracle
+        self.tables = tables
+
+    def evaluate(self, sql: str, params: Mapping[str, Any]) -> OracleResult:
+        return self.oracle.evaluate(sql, params, self.tables)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def _unsupported(query: exp.Select) -> str | None:

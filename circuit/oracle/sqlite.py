@@ -170,53 +170,92 @@ class SqliteOracle:
         self.dialect = dialect
 
     def evaluate(self, sql: str, params: Mapping[str, Any], tables: Tables) -> OracleResult:
+        with closing(self.snapshot(tables)) as snapshot:
+            return snapshot.evaluate(sql, params)
+
+    def snapshot(self, tables: Tables) -> SqliteSnapshot:
+        return SqliteSnapshot(tables, self.dialect)
+
+
+class SqliteSnapshot:
+    """One in-memory database of one state of the tables, shared by the views checked on it.
+
+    Tables are loaded when a query first reads them; a column a later query
+    needs that no record has is added (all NULL) with ``ALTER TABLE``.
+    """
+
+    def __init__(self, tables: Tables, dialect: str | None) -> None:
+        self.tables = tables
+        self.dialect = dialect
+        self.conn = sqlite3.connect(":memory:")
+        self.conn.execute("PRAGMA case_sensitive_like = ON")
+        self.loaded: dict[str, dict[str, str]] = {}
+        """table -> {lower-cased column: column} of what the database holds."""
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def evaluate(self, sql: str, params: Mapping[str, Any]) -> OracleResult:
         try:
-            plan = _Translator(tables, params).translate(parse_select(sql, self.dialect))
+            plan = _Translator(self.tables, params).translate(parse_select(sql, self.dialect))
+            self._ensure(plan.columns)
         except _Skip as skip:
             return Skipped(str(skip))
-        with closing(sqlite3.connect(":memory:")) as conn:
-            conn.execute("PRAGMA case_sensitive_like = ON")
-            try:
-                _load(conn, tables, plan.columns)
-            except _Skip as skip:
-                return Skipped(str(skip))
-            try:
-                raw = conn.execute(plan.sql, plan.bindings).fetchall()
-            except sqlite3.Error as err:
-                raise VerificationError(
-                    f"the SQLite oracle failed: {err}", location=f"oracle query {plan.sql}"
-                ) from err
+        try:
+            raw = self.conn.execute(plan.sql, plan.bindings).fetchall()
+        except sqlite3.Error as err:
+            raise VerificationError(
+                f"the SQLite oracle failed: {err}", location=f"oracle query {plan.sql}"
+            ) from err
         try:
             rows = [plan.build(row) for row in raw]
         except _Skip as skip:
             return Skipped(str(skip))
         return Rows(rows, plan.ordered)
 
+    def _ensure(self, columns: dict[str, set[str]]) -> None:
+        """Load the tables ``columns`` names and add the columns they lack."""
+        names = {*self.loaded, *columns}
+        if len({name.lower() for name in names}) != len(names):
+            raise _Skip("table names that differ only in case (SQLite folds them)")
+        for table, needed in columns.items():
+            if table not in self.loaded:
+                self._load(table)
+            have = self.loaded[table]
+            for column in sorted(needed):
+                exact = have.get(column.lower())
+                if exact is None:
+                    self.conn.execute(
+                        f"ALTER TABLE {_ident(table).sql('sqlite')} "
+                        f"ADD COLUMN {_ident(column).sql('sqlite')}"
+                    )
+                    have[column.lower()] = column
+                elif exact != column:
+                    raise _Skip(f"columns {exact!r} and {column!r} differ only in case")
 
-def _load(conn: sqlite3.Connection, tables: Tables, columns: dict[str, set[str]]) -> None:
-    """Create and fill one untyped table per table the query reads."""
-    if len({name.lower() for name in columns}) != len(columns):
-        raise _Skip("table names that differ only in case (SQLite folds them)")
-    for table, needed in columns.items():
-        records = tables.get(table, {})
-        fields: dict[str, None] = dict.fromkeys(["id", *sorted(needed)])
+    def _load(self, table: str) -> None:
+        """Create and fill one untyped table with a column per field."""
+        records = self.tables.get(table, {})
+        fields: dict[str, None] = {"id": None}
         for record in records.values():
             fields.update(dict.fromkeys(record))
+        names = list(fields)
         if JSON_COLUMN in fields:
             raise _Skip(f"a field named {JSON_COLUMN}")
-        names = list(fields)
-        if len({name.lower() for name in names}) != len(names):
+        folded = {name.lower(): name for name in names}
+        if len(folded) != len(names):
             raise _Skip(f"fields of {table} that differ only in case (SQLite folds them)")
         quoted = ", ".join(_ident(name).sql("sqlite") for name in [*names, JSON_COLUMN])
-        conn.execute(f"CREATE TABLE {_ident(table).sql('sqlite')} ({quoted})")
+        self.conn.execute(f"CREATE TABLE {_ident(table).sql('sqlite')} ({quoted})")
         marks = ", ".join("?" * (len(names) + 1))
-        conn.executemany(
+        self.conn.executemany(
             f"INSERT INTO {_ident(table).sql('sqlite')} VALUES ({marks})",
             (
                 [*(sql_value(record.get(name)) for name in names), canonical_json(record)]
                 for record in records.values()
             ),
         )
+        self.loaded[table] = folded
 
 
 @dataclass(slots=True)
