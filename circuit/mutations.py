@@ -507,7 +507,7 @@ class LogReader:
 
     def __init__(
         self,
-        path: str,
+        path: str | os.PathLike[str],
         *,
         on_error: OnError = "fail",
         rejects: str | None = None,
@@ -515,6 +515,7 @@ class LogReader:
     ) -> None:
         if on_error not in ("fail", "skip"):
             raise ValueError(f'on_error must be "fail" or "skip", got {on_error!r}')
+        path = os.fspath(path)
         self.source = "<stdin>" if path == STDIN else path
         self.on_error = on_error
         self.rejects_path = rejects
@@ -642,12 +643,14 @@ def _parse_initial_entry(obj: object, path: str | None, line: int) -> Mutation:
     return mutation
 
 
-def read_log(path: str, *, on_error: OnError = "fail", rejects: str | None = None) -> LogReader:
+def read_log(
+    path: str | os.PathLike[str], *, on_error: OnError = "fail", rejects: str | None = None
+) -> LogReader:
     """Open a mutation log (``"-"`` for stdin) for streaming; see :class:`LogReader`."""
     return LogReader(path, on_error=on_error, rejects=rejects)
 
 
-def read_initial(path: str) -> Iterator[Mutation]:
+def read_initial(path: str | os.PathLike[str]) -> Iterator[Mutation]:
     """The ``--initial`` file as CREATE mutations, validated like the log.
 
     Each line is a record ``{"table", "id", "data"}`` (``record`` and an

@@ -9,6 +9,7 @@ import os
 import pickle
 import sys
 import threading
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -500,7 +501,7 @@ def test_fail_mode_raises_at_the_first_bad_line() -> None:
 
 def test_skip_mode_copies_rejected_lines_verbatim(tmp_path: Path) -> None:
     rejects = tmp_path / "rejects.jsonl"
-    with read_log(str(MIXED), on_error="skip", rejects=str(rejects)) as reader:
+    with read_log(MIXED, on_error="skip", rejects=str(rejects)) as reader:
         got = [m.line for m in reader]
     assert got == MIXED_ACCEPTED
     assert reader.rejected == len(MIXED_REJECTED)
@@ -562,7 +563,7 @@ def test_missing_log_is_a_log_error(tmp_path: Path) -> None:
 
 
 def test_reader_reads_lazily(tmp_path: Path) -> None:
-    lines = [orjson.dumps(create(str(i))) + b"\n" for i in range(20_000)]
+    lines = [orjson.dumps(create(str(i))) + b"\n" for i in range(10_000)]
     path = write_log(tmp_path / "log.jsonl", lines)
     with read_log(path) as reader:
         stream = iter(reader)
@@ -570,6 +571,23 @@ def test_reader_reads_lazily(tmp_path: Path) -> None:
             assert next(stream).line == expected
             assert reader.bytes_read == sum(map(len, lines[:expected]))
         assert reader.total_bytes == sum(map(len, lines))
+
+
+def test_reading_keeps_nothing_per_line(tmp_path: Path) -> None:
+    """Peak memory stays far below the log's size (each entry is dropped after use)."""
+    lines = [orjson.dumps(create(str(i), note="x" * 60)) + b"\n" for i in range(10_000)]
+    lines[5::7] = [b"bad\n"] * len(lines[5::7])
+    path = write_log(tmp_path / "log.jsonl", lines)
+    tracemalloc.start()
+    try:
+        with read_log(path, on_error="skip") as reader:
+            for _ in reader:
+                pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert reader.rejected == len(lines[5::7])
+    assert peak < os.path.getsize(path) / 8
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
