@@ -42,14 +42,21 @@ ViewsArg = Annotated[
         dir_okay=False,
     ),
 ]
+
+
+def _existing_log(value: str) -> str:
+    """A log file that exists, or ``-`` (typer's own ``allow_dash`` check misses ``-``)."""
+    if value != "-" and not Path(value).is_file():
+        raise typer.BadParameter(f"file {value!r} does not exist.")
+    return value
+
+
 LogArg = Annotated[
-    Path,
+    str,
     typer.Argument(
         metavar="LOG",
         help="Mutation log (JSONL); - reads standard input.",
-        exists=True,
-        dir_okay=False,
-        allow_dash=True,
+        callback=_existing_log,
     ),
 ]
 

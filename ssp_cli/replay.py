@@ -96,7 +96,7 @@ class Outcome:
 
 def execute(
     views: Path,
-    log: Path,
+    log: str,
     options: ReplayOptions,
     *,
     command: str,
@@ -138,7 +138,7 @@ def finish(run: Run, *, report: Path | None, markdown: Path | None, quiet: bool)
         render_terminal(run, console.stdout())
 
 
-def refuse_overwriting_inputs(outputs: dict[str, Path | None], *inputs: Path) -> None:
+def refuse_overwriting_inputs(outputs: dict[str, Path | None], *inputs: str | Path) -> None:
     """An output file that is one of the inputs would destroy it: refuse before starting."""
     sources = {os.path.realpath(p) for p in inputs if str(p) != "-"}
     for flag, path in outputs.items():

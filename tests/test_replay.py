@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from circuit.replay import (
     ReplayInterrupted,
     ReplayOptions,
     RunFailed,
+    add_stats,
     dump_state,
     git_revision,
 )
@@ -433,6 +434,23 @@ def test_a_replayer_runs_once(tmp_path: Path) -> None:
     replayer.run()
     with pytest.raises(ReplayError):
         replayer.run()
+
+
+def test_add_stats_sums_every_field_like_iadd() -> None:
+    def sample(k: int) -> BatchStats:
+        stats = BatchStats()
+        for n, f in enumerate(fields(BatchStats), 1):
+            value = getattr(stats, f.name)
+            if isinstance(value, dict):
+                setattr(stats, f.name, {**value, "created": k, f"kind{k}": n})
+            else:
+                setattr(stats, f.name, n * k)
+        return stats
+
+    fast, slow = sample(1), sample(1)
+    add_stats(fast, sample(2))
+    slow += sample(2)
+    assert fast == slow
 
 
 def test_dump_state_is_canonical() -> None:
