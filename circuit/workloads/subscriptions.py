@@ -239,7 +239,7 @@ class _App:
 SCENARIO = Scenario(
     name="subscriptions",
     summary="parametrized views registered and unregistered in the log while data changes",
-    defaults=Sizes(rows=4_000, mutations=16_000, views=300),
+    defaults=Sizes(rows=2_000, mutations=10_000, views=60),
     min_rows=3,
     views=views,
     entries=entries,
