@@ -144,6 +144,15 @@ def test_updates_are_written_as_jsonl(files: Path) -> None:
     assert {"id": "user:1", "event": "created", "version": 1} in lines[0]["records"]
 
 
+def test_the_log_can_come_from_stdin(files: Path) -> None:
+    log = (files / "log.jsonl").read_text(encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["replay", "views.sql", "-", "--report", "run.json", "--quiet"], input=log
+    )
+    assert result.exit_code == 0, result.output
+    assert report()["totals"]["entries"] == len(LOG)
+
+
 def test_markdown_is_appended(files: Path) -> None:
     (files / "summary.md").write_text("before\n", encoding="utf-8")
     result = replay("--markdown", "summary.md", "--quiet")
