@@ -276,7 +276,7 @@ class Replayer:
         except CircuitError as err:
             failure, stop_reason = err, "error"
         except OSError as err:
-            where = os.fsdecode(err.filename) if err.filename is not None else self.log_path
+            where = str(err.filename) if err.filename is not None else self.log_path
             failure = ReplayError(err.strerror or str(err), location=where)
             stop_reason = "error"
         except KeyboardInterrupt:
