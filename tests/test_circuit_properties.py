@@ -37,7 +37,7 @@ Result = tuple[list[Record], set[str]]  # rows (in view order) and member ids
 
 FUZZ = os.environ.get("SSP_FUZZ") == "1"
 PROPERTY = settings(
-    max_examples=1000 if FUZZ else 25,
+    max_examples=1000 if FUZZ else 50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
