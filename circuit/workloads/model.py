@@ -142,7 +142,7 @@ class Pool:
 
     def choice(self, rng: random.Random) -> str:
         """A random live id (the pool must not be empty)."""
-        return self._ids[rng.randrange(len(self._ids))]
+        return self._ids[int(rng.random() * len(self._ids))]
 
     def pop_deleted(self, rng: random.Random) -> tuple[str, dict[str, Any]] | None:
         """Take a random remembered deleted record, or ``None`` when there is none."""
@@ -188,7 +188,8 @@ LAST_NAMES = (
 
 def words(rng: random.Random, low: int, high: int) -> str:
     """``low`` to ``high`` random words joined by spaces."""
-    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high)))
+    # One ``choices`` call rather than a ``choice`` per word: text is most of the generator's work.
+    return " ".join(rng.choices(WORDS, k=rng.randint(low, high)))
 
 
 def person(rng: random.Random) -> str:
