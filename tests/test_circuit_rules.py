@@ -708,6 +708,40 @@ def test_a_dotted_name_reads_a_nested_field_and_a_missing_field_is_null() -> Non
     )
 
 
+def test_an_unqualified_column_in_a_subquery_is_a_field_of_its_own_record() -> None:
+    cx = make_circuit()
+    cx.ingest_batch([c("user", "1", name="ann"), c("thread", "1", title="ann")])
+    cx.register_view("v", "SELECT id, (SELECT id FROM user WHERE name = title) AS same FROM thread")
+    assert cx.rows("v") == [{"id": "thread:1", "same": []}]
+    assert cx.members("v") == [("thread:1", 1)]
+
+
+def test_parent_in_a_level_with_a_join_is_unsupported() -> None:
+    sql = (
+        "SELECT t.id AS tid, (SELECT name FROM user WHERE id = $parent.author)[0] AS a"
+        " FROM thread t JOIN comment m ON m.thread = t.id"
+    )
+    with pytest.raises(UnsupportedSqlError, match="view v"):
+        make_circuit().register_view("v", sql)
+
+
+def test_order_by_sees_output_names_and_where_sees_only_fields() -> None:
+    cx = make_circuit()
+    cx.ingest_batch([c("post", "a", score=1), c("post", "b", score=5), c("post", "c", score=-2)])
+    sql = "SELECT id, 0 - score AS score FROM post WHERE score > 0 ORDER BY score LIMIT 1"
+    cx.register_view("v", sql)
+    assert cx.rows("v") == [{"id": "post:b", "score": -5}]
+
+
+def test_like_is_case_sensitive() -> None:
+    cx = make_circuit()
+    cx.ingest_batch([c("user", "1", name="ann"), c("user", "2", name="Ann")])
+    cx.register_view("v", "SELECT id FROM user WHERE name LIKE 'a%'")
+    cx.register_view("w", "SELECT id FROM user WHERE name NOT LIKE 'a%'")
+    assert cx.rows("v") == [{"id": "user:1"}]
+    assert cx.rows("w") == [{"id": "user:2"}]
+
+
 # --- Section 3.2: coalescing, modes, the dependency index -------------------------------------
 
 
