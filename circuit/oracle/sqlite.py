@@ -574,7 +574,10 @@ class _Translator:
             if isinstance(ordered.this, exp.Literal) and not ordered.this.is_string:
                 raise _Skip("ORDER BY a column position")
             ordered.set("this", self._expr(ordered.this, scope, outputs))
-            terms.append(ordered)
+            if ordered.this.find(exp.Column, exp.Subquery, exp.Select) is not None:
+                terms.append(ordered)
+            # else: a constant (e.g. an output name for a literal) orders nothing, and
+            # SQLite would read an integer constant as a column position
         terms.extend(exp.Ordered(this=key, desc=False) for key in self._row_key(sel, scope, items))
         sel.set("order", exp.Order(expressions=terms))
 
