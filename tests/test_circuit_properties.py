@@ -4,7 +4,8 @@ Logs touch two tables with four ids each and fields from small value domains (``
 missing field included), so ids collide, records are deleted and re-created, updates move
 records across every predicate, identical updates (``2`` vs ``2.0``) are no-ops and explicit
 versions go stale. A fixed set of views covers filter, project, join, IN and NOT IN
-subqueries, nested select-list subqueries (one row and an ordered array) and a top-k.
+subqueries, nested select-list subqueries (one row, an ordered array, a LIMIT that cuts
+members off, three levels deep) and top-ks over a table and over a join.
 
 Checked, in every mode (single, batch with random split sizes, with and without
 coalescing, deferred with random flushes and a small pending limit):
@@ -135,6 +136,39 @@ def _nested_array(t: Tables) -> Result:
     return rows, members
 
 
+def _best(t: Tables) -> Result:
+    rows, members = [], set()
+    for us in _users(t):
+        mine = sorted((th for th in _threads(t) if th.get("author") == us["id"]), key=_score_desc)
+        best = {"id": mine[0]["id"], "score": mine[0].get("score")} if mine else None
+        rows.append({"id": us["id"], "best": best})
+        members |= {us["id"], *(th["id"] for th in mine[:1])}
+    return rows, members
+
+
+def _deep(t: Tables) -> Result:
+    users = {us["id"]: us for us in _users(t)}
+    rows, members = [], set()
+    for th in _threads(t):
+        author = users.get(th.get("author"))
+        members.add(th["id"])
+        nested = None
+        if author is not None:
+            others = sorted(o["id"] for o in _threads(t) if o.get("author") == author["id"])
+            nested = {"id": author["id"], "others": [{"id": o} for o in others]}
+            members |= {author["id"], *others}
+        rows.append({"id": th["id"], "author": nested})
+    return rows, members
+
+
+def _top_join(t: Tables) -> Result:
+    users = {us["id"]: us for us in _users(t)}
+    pairs = [(th, users[th["author"]]) for th in _threads(t) if th.get("author") in users]
+    pairs.sort(key=lambda pair: (*_score_desc(pair[0]), pair[1]["id"]))
+    rows = [{"tid": th["id"], "uname": us.get("name")} for th, us in pairs[:2]]
+    return rows, {rid for th, us in pairs[:2] for rid in (th["id"], us["id"])}
+
+
 def _top2(t: Tables) -> Result:
     top = sorted(_threads(t), key=_score_desc)[:2]
     return [{"id": th["id"], "score": th.get("score")} for th in top], {th["id"] for th in top}
@@ -172,7 +206,26 @@ VIEWS = (
         " ORDER BY score DESC) AS threads FROM user",
         _nested_array,
     ),
+    View(
+        "best",
+        "SELECT id, (SELECT id, score FROM thread WHERE author = $parent.id"
+        " ORDER BY score DESC LIMIT 1) AS best FROM user",
+        _best,
+    ),
+    View(
+        "deep",
+        "SELECT id, (SELECT id, (SELECT id FROM thread WHERE author = $parent.id) AS others"
+        " FROM user WHERE id = $parent.author)[0] AS author FROM thread",
+        _deep,
+    ),
     View("top2", "SELECT id, score FROM thread ORDER BY score DESC LIMIT 2", _top2, ordered=True),
+    View(
+        "top_join",
+        "SELECT t.id AS tid, u.name AS uname FROM thread t JOIN user u ON t.author = u.id"
+        " ORDER BY t.score DESC LIMIT 2",
+        _top_join,
+        ordered=True,
+    ),
     View("nested_flat", NESTED_ONE, _nested_one, format="flat"),
 )
 
