@@ -20,6 +20,7 @@ from .mutations import DATA_OPS, FLUSH, REGISTER, UNREGISTER, Mutation
 from .operators import TableChanges
 from .sql.plan import plan_view
 from .tables import NOOP, Change, Tables
+from .sql.values import json_equal
 from .updates import FLAT, FORMATS, STREAMING, BatchResult, ViewUpdate, result_hash
 from .view import View
 
@@ -52,8 +53,26 @@ class Circuit:
         self._dependents: dict[str, list[View]] = {}
         self._view_metrics: dict[str, ViewMetrics] = {}
         self._pending: list[Mutation] = []
+        self._records_before: dict[str, dict[str, Any] | None] = {}
         self._seq = 0
         self.last_stats = BatchStats()
+
+    def load(self, records: Iterable[Mutation]) -> int:
+        """Load records into the tables without propagating or counting an ingest call.
+
+        For the state a recording starts from (``--initial``): views
+        registered afterwards build from it. Views already registered are not
+        told, so load before registering. Returns the number of records applied.
+        """
+        if self._views:
+            raise CircuitError("load() is for the initial state: call it before registering views")
+        applied = 0
+        for m in records:
+            if m.op not in DATA_OPS or m.table is None or m.id is None:
+                raise CircuitError(f"load() takes data entries, got {m.op}")
+            _, outcome = self._tables.apply(m, self.strict)
+            applied += outcome == "applied"
+        return applied
 
     # views ---------------------------------------------------------------------
     def register_view(
@@ -250,6 +269,8 @@ class Circuit:
         """Apply entries to the tables; return the rounds of net changes to propagate."""
         tables, strict = self._tables, self.strict
         versions_before: dict[str, int] = {}
+        records_before = self._records_before
+        records_before.clear()
         net: dict[str, Change] = {}
         rounds: list[list[Change]] = []
         anomalies = stats.anomalies
@@ -269,6 +290,7 @@ class Circuit:
                 continue
             if rid not in versions_before:
                 versions_before[rid] = old_version
+                records_before[rid] = old
             new = tables.get(table, rid)
             new_version = tables.versions.get(rid, 0)
             if not coalesce:
@@ -313,7 +335,7 @@ class Circuit:
                 created.append(rid)
             elif was and not now:
                 deleted.append((rid, old_version))
-            elif now and version.get(rid, 0) != old_version:
+            elif now and rid in versions_before and self._record_changed(rid, old_version):
                 updated.append(rid)
         before.clear()
         if not (created or updated or deleted):
@@ -336,6 +358,15 @@ class Circuit:
         records += [{"id": rid, "event": "updated", "version": version[rid]} for rid in updated]
         records += [{"id": rid, "event": "deleted", "version": v} for rid, v in deleted]
         return ViewUpdate(view.name, self._seq, STREAMING, records=records)
+
+    def _record_changed(self, rid: str, old_version: int) -> bool:
+        """Whether a record written in this call differs from before it: version or data."""
+        if self._tables.versions.get(rid, 0) != old_version:
+            return True
+        table = rid.partition(":")[0]
+        old = self._records_before.get(rid)
+        new = self._tables.get(table, rid)
+        return old is not new and not json_equal(old, new)
 
     def _flat_update(self, view: View, members: list[str]) -> ViewUpdate:
         version = self._tables.versions

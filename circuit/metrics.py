@@ -50,14 +50,20 @@ class BatchStats:
     duration_ns: int = 0
 
     def __iadd__(self, other: BatchStats) -> BatchStats:
-        for f in fields(self):
-            mine = getattr(self, f.name)
-            theirs = getattr(other, f.name)
-            if isinstance(mine, dict):
-                for key, value in theirs.items():
-                    mine[key] = mine.get(key, 0) + value
-            else:
-                setattr(self, f.name, mine + theirs)
+        self.entries_received += other.entries_received
+        self.entries_after_coalesce += other.entries_after_coalesce
+        self.noop_updates += other.noop_updates
+        if other.anomalies:
+            mine = self.anomalies
+            for key, value in other.anomalies.items():
+                mine[key] = mine.get(key, 0) + value
+        self.tables_touched += other.tables_touched
+        self.views_impacted += other.views_impacted
+        self.views_updated += other.views_updated
+        events, theirs = self.events, other.events
+        for key in EVENT_KINDS:
+            events[key] = events.get(key, 0) + theirs.get(key, 0)
+        self.duration_ns += other.duration_ns
         return self
 
     def to_json(self) -> dict[str, Any]:
