@@ -122,6 +122,10 @@ def gen(
         where = escape_control(str(err.filename or out))
         typer.echo(f"error: {where}: {escape_control(err.strerror or str(err))}", err=True)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        # The writer has removed its temporary files: nothing half-written is left behind.
+        typer.echo(f"error: {escape_control(str(out))}: interrupted", err=True)
+        raise typer.Exit(130) from None
     if not quiet:
         typer.echo(
             f"wrote {written.views_path} ({written.views} views) and "

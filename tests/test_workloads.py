@@ -198,6 +198,15 @@ def test_cli_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
     assert not (tmp_path / "unused").exists()
 
 
+def test_cli_reports_an_unwritable_directory(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = CliRunner().invoke(cli_app(), ["gen", "orders", "-o", str(blocker / "out")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {blocker}")
+    assert blocker.read_text() == "not a directory"
+
+
 def test_cli_help_ends_with_examples() -> None:
     result = CliRunner().invoke(cli_app(), ["gen", "--help"])
     assert result.exit_code == 0

@@ -249,7 +249,8 @@ class _Chat:
 
 SCENARIO = Scenario(
     name="chat",
-    summary="rooms and messages with high-frequency typing and cursor updates in 16 ms frames",
+    summary="rooms and messages with high-frequency typing and cursor updates in 16 ms frames"
+    " (replay with --mode deferred --frame-ms 16)",
     defaults=Sizes(rows=3_000, mutations=17_000, views=5),
     min_rows=3,
     views=views,

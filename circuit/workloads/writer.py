@@ -87,9 +87,10 @@ def write_workload(
     views = scenario.views(sizes)
     views_path = out_dir / VIEWS_FILE
     log_path = out_dir / LOG_FILE
-    _write_atomic(views_path, [render_views(scenario, seed, sizes, views).encode()])
     entries = scenario.entries(random.Random(seed), sizes)
     count = _write_atomic(log_path, _chunks(entries, progress))
+    # views.sql last: an interrupted run leaves neither file, not a views file without its log.
+    _write_atomic(views_path, [render_views(scenario, seed, sizes, views).encode()])
     return Written(views_path, log_path, len(views), count)
 
 
