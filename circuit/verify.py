@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlglot import exp
 
 from .circuit import Circuit
 from .errors import CircuitError, ReplayError, VerificationError
@@ -354,7 +355,11 @@ def write_repro(
     views_text = ""
     if definition is not None:
         prefix = "-- format: flat\n" if definition.format == FLAT else ""
-        views_text = f"{prefix}{definition.sql.strip().rstrip(';')};\n"
+        body = definition.sql.strip().rstrip(";")
+        if not body[:6].upper().startswith("CREATE"):
+            name = exp.to_identifier(definition.name).sql(dialect=options.dialect)
+            body = f"CREATE VIEW {name} AS\n{body}"
+        views_text = f"{prefix}{body};\n"
     (out / "views.sql").write_text(views_text, encoding="utf-8")
     log_written = os.fspath(log_path) != "-"
     if log_written:

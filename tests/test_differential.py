@@ -26,16 +26,22 @@ from __future__ import annotations
 import os
 from contextlib import closing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from circuit import Circuit, Mutation, SqlError
 from circuit.metrics import FakeClock
 from circuit.oracle import Rows, diff_rows
 from circuit.oracle.sqlite import SqliteOracle
+from circuit.replay import ReplayOptions
+from circuit.verify import verify
+from ssp_cli.main import app
 
 
 @dataclass(frozen=True)
@@ -85,20 +91,20 @@ SCALARS = st.one_of(
     st.sampled_from([0.5, 2.0, -1.5, 1e20]),
     st.sampled_from(["a", "B", "ab", "", "10", "x%", "é"]),
 )
-USER_FIELDS = {
+USER_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "name": st.one_of(st.sampled_from(["a", "B", "ab", "Ann", ""]), SCALARS),
     "age": st.one_of(st.integers(-1, 4), SCALARS),
     "score": st.one_of(st.integers(0, 3), st.floats(0, 3).map(lambda f: round(f, 1)), SCALARS),
     "active": st.one_of(st.booleans(), SCALARS),
     "meta": st.one_of(st.fixed_dictionaries({"k": SCALARS}, optional={"s": SCALARS}), SCALARS),
 }
-POST_FIELDS = {
+POST_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "author": st.one_of(st.sampled_from([f"user:{k}" for k in KEYS]), SCALARS),
     "title": st.one_of(st.sampled_from(["a", "ab", "B", "x%"]), SCALARS),
     "likes": st.one_of(st.integers(0, 3), SCALARS),
     "flag": st.one_of(st.booleans(), SCALARS),
 }
-TABLES = {"user": USER_FIELDS, "post": POST_FIELDS}
+TABLES: dict[str, dict[str, st.SearchStrategy[Any]]] = {"user": USER_FIELDS, "post": POST_FIELDS}
 
 
 @st.composite
@@ -172,10 +178,6 @@ def expressions(draw: st.DrawFn, cols: list[str], depth: int = 2) -> str:
         return f"COALESCE({draw(sub)}, {draw(sub)})"
     func = draw(st.sampled_from(["LOWER", "UPPER", "LENGTH", "ABS"]))
     return f"{func}({draw(sub)})"
-
-
-def _other(table: str) -> str:
-    return "post" if table == "user" else "user"
 
 
 def _columns(table: str, qualifier: str | None = None) -> list[str]:
@@ -479,3 +481,114 @@ KNOWN_ENGINE_BUGS = [
 def test_known_engine_bugs(sql: str, log: list[Mutation]) -> None:
     for mode in ("single", "batch", "deferred"):
         run([sql], log, mode, [2], 4)
+
+
+# --- ssp verify: the same comparison over a replay ---------------------------------------
+
+VERIFY_VIEWS = """\
+CREATE VIEW adults AS SELECT id, name FROM user WHERE age >= 18;
+
+-- format: flat
+CREATE VIEW top_posts AS
+SELECT *, (SELECT name FROM user WHERE id = $parent.author)[0] AS author
+FROM post ORDER BY likes DESC LIMIT 2;
+"""
+VERIFY_LOG = [
+    {"op": "CREATE", "table": "user", "id": "1", "data": {"name": "ann", "age": 30}},
+    {"op": "CREATE", "table": "user", "id": "2", "data": {"name": "bob", "age": 12}},
+    {
+        "op": "REGISTER",
+        "view": "other",
+        "sql": "SELECT id FROM post WHERE likes > $n",
+        "params": {"n": 1},
+    },
+    {"op": "CREATE", "table": "post", "id": "1", "data": {"author": "user:1", "likes": 3}},
+    {"op": "UPDATE", "table": "user", "id": "2", "data": {"name": "bob", "age": 19}},
+    {"op": "CREATE", "table": "post", "id": "2", "data": {"author": "user:2", "likes": 5}},
+    {"op": "DELETE", "table": "user", "id": "1"},
+]
+
+
+@pytest.fixture
+def verify_files(tmp_path: Path) -> Path:
+    (tmp_path / "views.sql").write_text(VERIFY_VIEWS, encoding="utf-8")
+    lines = (orjson.dumps(entry).decode() for entry in VERIFY_LOG)
+    (tmp_path / "log.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize("mode", ["single", "batch", "deferred"])
+@pytest.mark.parametrize("oracle", ["sqlite", "sqlglot"])
+def test_verify_passes_and_counts_skips_apart(verify_files: Path, mode: str, oracle: str) -> None:
+    result = verify(
+        verify_files / "views.sql",
+        verify_files / "log.jsonl",
+        ReplayOptions(mode=mode, batch_size=2, flush_every=3),
+        oracle=oracle,
+    )
+    assert result.ok, result.failure or result.mismatch
+    assert set(result.views) == {"adults", "top_posts", "other"}
+    section = result.run.extra["verification"]
+    assert section["passed"] == result.passed and section["skipped"] == result.skipped
+    if oracle == "sqlite":
+        assert result.skipped == 0
+        assert result.views["adults"].passed >= 2
+    else:  # the executor cannot run a select-list subquery: skipped, never passed
+        assert result.views["top_posts"].passed == 0
+        assert ["subquery" in reason for reason in result.views["top_posts"].skip_reasons] == [True]
+
+
+def test_verify_stops_at_the_first_mismatch_and_writes_a_repro(
+    verify_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_rows = Circuit.rows
+
+    def rows_losing_bob(self: Circuit, view: str) -> list[dict[str, Any]]:
+        return [row for row in real_rows(self, view) if row.get("name") != "bob"]
+
+    monkeypatch.setattr(Circuit, "rows", rows_losing_bob)
+    repro = verify_files / "repro"
+    result = verify(
+        verify_files / "views.sql",
+        verify_files / "log.jsonl",
+        ReplayOptions(mode="single"),
+        repro_dir=repro,
+    )
+    mismatch = result.mismatch
+    assert mismatch is not None and not result.ok
+    assert (mismatch.view, mismatch.line) == ("adults", 5)
+    assert mismatch.diff.only_oracle == ['{"id":"user:2","name":"bob"}']
+    assert mismatch.repro == str(repro)
+    assert "CREATE VIEW adults" in (repro / "views.sql").read_text(encoding="utf-8")
+    assert "top_posts" not in (repro / "views.sql").read_text(encoding="utf-8")
+    kept = [orjson.loads(line) for line in (repro / "log.jsonl").read_bytes().splitlines()]
+    assert kept == [VERIFY_LOG[0], VERIFY_LOG[1], VERIFY_LOG[3], VERIFY_LOG[4]]
+    info = orjson.loads((repro / "repro.json").read_bytes())
+    assert info["command"].startswith("ssp verify ") and "--mode single" in info["command"]
+    assert result.run.extra["verification"]["mismatch"]["view"] == "adults"
+
+
+def test_verify_cli_exit_codes_and_help(
+    verify_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    args = ["verify", str(verify_files / "views.sql"), str(verify_files / "log.jsonl")]
+    ok = runner.invoke(app, [*args, "--every", "2", "--report", str(verify_files / "r.json")])
+    assert ok.exit_code == 0, ok.output
+    assert "checks passed" in ok.stdout
+    report = orjson.loads((verify_files / "r.json").read_bytes())
+    assert report["verification"]["ok"] is True and report["verification"]["every"] == 2
+
+    skipped = runner.invoke(app, [*args, "--oracle", "sqlglot"])
+    assert skipped.exit_code == 0 and "a subquery" in skipped.stdout
+
+    monkeypatch.setattr(Circuit, "rows", lambda self, view: [])
+    bad = runner.invoke(app, [*args, "--mode", "batch", "--quiet"])
+    assert bad.exit_code == 1
+    assert "rows only in the oracle" in bad.stdout
+    assert bad.stderr.startswith("error: ") and "view adults" in bad.stderr
+
+    helped = runner.invoke(app, ["verify", "--help"])
+    assert helped.exit_code == 0
+    assert "Examples:" in helped.stdout
+    assert helped.stdout.rstrip().splitlines()[-1].strip().startswith("ssp verify ")

@@ -40,7 +40,7 @@ _UNSUPPORTED: tuple[tuple[type[exp.Expr], str], ...] = (
     (exp.Div, "/ (Python divides integers as floats)"),
     (exp.Mod, "%"),
     (exp.Dot, "a nested path"),
-    (exp.Bracket, "[index]"),
+    (exp.Bracket, "a subquery with [index]"),
     (exp.AggFunc, "an aggregate"),
     (exp.Group, "GROUP BY"),
     (exp.Having, "HAVING"),
