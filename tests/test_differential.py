@@ -39,7 +39,7 @@ from circuit import Circuit, Mutation, SqlError
 from circuit.metrics import FakeClock
 from circuit.oracle import Rows, diff_rows
 from circuit.oracle.sqlite import SqliteOracle
-from circuit.replay import ReplayOptions
+from circuit.replay import Mode, ReplayOptions
 from circuit.verify import verify
 from ssp_cli.main import app
 
@@ -519,7 +519,7 @@ def verify_files(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("mode", ["single", "batch", "deferred"])
 @pytest.mark.parametrize("oracle", ["sqlite", "sqlglot"])
-def test_verify_passes_and_counts_skips_apart(verify_files: Path, mode: str, oracle: str) -> None:
+def test_verify_passes_and_counts_skips_apart(verify_files: Path, mode: Mode, oracle: str) -> None:
     result = verify(
         verify_files / "views.sql",
         verify_files / "log.jsonl",
