@@ -25,15 +25,15 @@ the integers 1/0 or ``None``, like SQLite does; a caller that outputs a
 predicate's value as a column should do the same (``int(b)``), since JSON would
 otherwise show ``true`` where SQLite shows ``1``.
 
-Known approximations, each far outside the values records hold in practice:
-text-to-real conversion rounds the decimal significand that SQLite keeps
-(19 digits) correctly, where SQLite multiplies in ``long double`` and may be one
-ulp off; float-to-text uses C's correctly rounded ``%.15g`` where SQLite's own
-printf may differ when the 16th significant digit is a near tie.
+Reals are parsed from text and printed as text by replaying SQLite 3.40's own
+algorithms in x86-64 ``long double`` arithmetic (emulated exactly with
+integers), since neither is correctly rounded and SQLite must agree to the last
+digit. Printing takes a correctly rounded shortcut where it provably agrees.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -145,6 +145,97 @@ def json_equal(a: Value, b: Value) -> bool:
 # Text <-> number conversions (SQLite's sqlite3AtoF, sqlite3Atoi64, printf)
 # ---------------------------------------------------------------------------
 
+# SQLite parses and formats reals with C ``long double`` arithmetic, which on
+# x86-64 has a 64-bit significand; replaying it exactly is what makes the rare
+# cases agree to the last digit. A long double here is an exact pair (m, e)
+# meaning m * 2**e with m < 2**64 (always nonnegative: callers keep the sign).
+_LongDouble = tuple[int, int]
+_LD_BITS = 64
+
+
+def _ld_round(m: int, e: int) -> _LongDouble:
+    """The long double nearest to m * 2**e (ties to even)."""
+    extra = m.bit_length() - _LD_BITS
+    if extra <= 0:
+        return m, e
+    q = m >> extra
+    rem = m & ((1 << extra) - 1)
+    half = 1 << (extra - 1)
+    if rem > half or (rem == half and q & 1):
+        q += 1
+        if q >> _LD_BITS:
+            q >>= 1
+            extra += 1
+    return q, e + extra
+
+
+def _ld(r: float) -> _LongDouble:
+    """A double as a long double (exact)."""
+    num, den = r.as_integer_ratio()
+    return num, 1 - den.bit_length()
+
+
+def _ld_mul(a: _LongDouble, b: _LongDouble) -> _LongDouble:
+    return _ld_round(a[0] * b[0], a[1] + b[1])
+
+
+def _ld_div(a: _LongDouble, b: _LongDouble) -> _LongDouble:
+    shift = max(0, _LD_BITS + 2 + b[0].bit_length() - a[0].bit_length())
+    q, rem = divmod(a[0] << shift, b[0])
+    if rem:  # a sticky bit below the kept ones rounds exactly like the true quotient
+        q = (q << 1) | 1
+        shift += 1
+    return _ld_round(q, a[1] - b[1] - shift)
+
+
+def _ld_aligned(a: _LongDouble, b: _LongDouble) -> tuple[int, int, int]:
+    """Both significands at a common exponent, and that exponent."""
+    e = min(a[1], b[1])
+    return a[0] << (a[1] - e), b[0] << (b[1] - e), e
+
+
+def _ld_add(a: _LongDouble, b: _LongDouble) -> _LongDouble:
+    x, y, e = _ld_aligned(a, b)
+    return _ld_round(x + y, e)
+
+
+def _ld_double(a: _LongDouble) -> float:
+    """A long double rounded to the nearest double (Python's int division rounds exactly)."""
+    m, e = a
+    try:
+        return float(m << e) if e >= 0 else m / (1 << -e)
+    except OverflowError:
+        return math.inf
+
+
+def _ld_pow10(e: int) -> _LongDouble:
+    """SQLite's ``sqlite3Pow10``: 10**e by squaring, rounding each product to long double."""
+    x = _TEN
+    r = _ONE
+    while True:
+        if e & 1:
+            r = _ld_mul(r, x)
+        e >>= 1
+        if e == 0:
+            return r
+        x = _ld_mul(x, x)
+
+
+def _ld_ge(a: _LongDouble, b: _LongDouble) -> bool:
+    x, y, _ = _ld_aligned(a, b)
+    return x >= y
+
+
+_E100 = _ld(1e100)
+_E10 = _ld(1e10)
+_E8 = _ld(1e8)
+_E_8 = _ld(1e-8)
+_TEN = _ld(10.0)
+_ONE = _ld(1.0)
+_TENTH = _ld(0.1)
+_ROUNDER = _ld(5.0e-05 * 1.0e-10)  # arRound[14 % 10] * 1e-10, computed in double
+
+
 # Each part is optional and the parts start with disjoint characters, so this
 # anchored match never backtracks more than a character.
 _ATOF_RE = re.compile(
@@ -185,11 +276,42 @@ def _atof(text: str) -> tuple[float, int]:
     if exp_sign == "-":
         e = -e
     e += d
-    try:
-        value = float(f"{s}e{e}")
-    except OverflowError:  # pragma: no cover - float() saturates to inf instead
-        value = float("inf")
+    value = _atof_scale(s, e)
     return (-value if sign == "-" else value), rc
+
+
+def _atof_scale(s: int, e: int) -> float:
+    """``s * 10**e`` computed the way SQLite 3.40's ``sqlite3AtoF`` does (s > 0).
+
+    Trade factors of ten between exponent and significand while that stays
+    exact, then multiply or divide by ``sqlite3Pow10`` in long double and round
+    to a double; exponents beyond 307 take a second step by 1e308 in double.
+    Not correctly rounded, and that is the point: ``'7e-261' + 0`` must give
+    SQLite's ``7.0000000000000005e-261``.
+    """
+    negative_exp = e < 0
+    e = abs(e)
+    while e > 0:
+        if negative_exp:
+            if s % 10:
+                break
+            s //= 10
+        else:
+            if s >= _MAX_INT // 10:
+                break
+            s *= 10
+        e -= 1
+    if e == 0:
+        return float(s)
+    if e > 307:
+        if e >= 342:
+            return 0.0 if negative_exp else math.inf
+        scale = _ld_pow10(e - 308)
+        if negative_exp:
+            return _ld_double(_ld_div((s, 0), scale)) / 1.0e308
+        return _ld_double(_ld_mul((s, 0), scale)) * 1.0e308
+    scale = _ld_pow10(e)
+    return _ld_double(_ld_div((s, 0), scale) if negative_exp else _ld_mul((s, 0), scale))
 
 
 def _atof_significand(int_digits: str, frac_digits: str) -> tuple[int, int, int]:
@@ -331,73 +453,6 @@ def float_text(r: float) -> str:
             return f"{mantissa}.0e{exponent}"
         return text
     return text if "." in text else text + ".0"
-
-
-# SQLite formats in ``long double``; on x86-64 that has a 64-bit significand. A
-# long double here is an exact pair (m, e) meaning m * 2**e with m < 2**64.
-_LongDouble = tuple[int, int]
-_LD_BITS = 64
-
-
-def _ld_round(m: int, e: int) -> _LongDouble:
-    """The long double nearest to m * 2**e (ties to even)."""
-    extra = m.bit_length() - _LD_BITS
-    if extra <= 0:
-        return m, e
-    q = m >> extra
-    rem = m & ((1 << extra) - 1)
-    half = 1 << (extra - 1)
-    if rem > half or (rem == half and q & 1):
-        q += 1
-        if q >> _LD_BITS:
-            q >>= 1
-            extra += 1
-    return q, e + extra
-
-
-def _ld(r: float) -> _LongDouble:
-    """A double as a long double (exact)."""
-    num, den = r.as_integer_ratio()
-    return num, 1 - den.bit_length()
-
-
-def _ld_mul(a: _LongDouble, b: _LongDouble) -> _LongDouble:
-    return _ld_round(a[0] * b[0], a[1] + b[1])
-
-
-def _ld_div(a: _LongDouble, b: _LongDouble) -> _LongDouble:
-    shift = max(0, _LD_BITS + 2 + b[0].bit_length() - a[0].bit_length())
-    q, rem = divmod(a[0] << shift, b[0])
-    if rem:  # a sticky bit below the kept ones rounds exactly like the true quotient
-        q = (q << 1) | 1
-        shift += 1
-    return _ld_round(q, a[1] - b[1] - shift)
-
-
-def _ld_aligned(a: _LongDouble, b: _LongDouble) -> tuple[int, int, int]:
-    """Both significands at a common exponent, and that exponent."""
-    e = min(a[1], b[1])
-    return a[0] << (a[1] - e), b[0] << (b[1] - e), e
-
-
-def _ld_add(a: _LongDouble, b: _LongDouble) -> _LongDouble:
-    x, y, e = _ld_aligned(a, b)
-    return _ld_round(x + y, e)
-
-
-def _ld_ge(a: _LongDouble, b: _LongDouble) -> bool:
-    x, y, _ = _ld_aligned(a, b)
-    return x >= y
-
-
-_E100 = _ld(1e100)
-_E10 = _ld(1e10)
-_E8 = _ld(1e8)
-_E_8 = _ld(1e-8)
-_TEN = _ld(10.0)
-_ONE = _ld(1.0)
-_TENTH = _ld(0.1)
-_ROUNDER = _ld(5.0e-05 * 1.0e-10)  # arRound[14 % 10] * 1e-10, computed in double
 
 
 def _sqlite_printf_g15(r: float) -> str:
@@ -685,6 +740,9 @@ def make_order_key(
     if len(parts) == 1:
         only = parts[0]
         return lambda values: (only(values[0]),)
+    if len(parts) == 2:
+        first_part, second_part = parts
+        return lambda values: (first_part(values[0]), second_part(values[1]))
     funcs = tuple(parts)
     return lambda values: tuple([f(v) for f, v in zip(funcs, values, strict=True)])
 
@@ -719,14 +777,17 @@ def truth(v: Value) -> bool | None:
 
 
 def is_true(v: Value) -> bool:
-    """Whether a WHERE/HAVING/ON condition with value *v* keeps the row (NULL does not)."""
+    """Whether a WHERE/HAVING/ON condition with value *v* keeps the row (NULL does not).
+
+    Conditions are mostly predicates, so ``True``/``False``/``None`` come first.
+    """
+    if v is True:
+        return True
+    if v is False or v is None:
+        return False
     kind = type(v)
-    if kind is bool:
-        return v  # type: ignore[return-value]
     if kind is int or kind is float:
         return v != 0
-    if v is None:
-        return False
     if kind is str:
         return _atof(v)[0] != 0.0  # type: ignore[arg-type]
     return False
@@ -1056,7 +1117,10 @@ class _Segment:
 
     def matches_at(self, text: str, pos: int) -> bool:
         """Whether the segment matches *text* at *pos* (the caller checks it fits)."""
-        return all(text.startswith(lit, pos + off) for off, lit in self.runs)
+        for off, lit in self.runs:  # noqa: SIM110 - a loop beats all(genexpr) per row
+            if not text.startswith(lit, pos + off):
+                return False
+        return True
 
     def find(self, text: str, start: int, end: int) -> int:
         """The leftmost position in [start, end - size] where the segment matches, or -1."""
@@ -1173,50 +1237,81 @@ def compile_like(
     segments = _parse_like(_before_nul(pattern), escape, not case_sensitive)
     if segments is None:
         return lambda v: None if v is None else False
-    test = _fast_test(segments) or (lambda text: _match_segments(segments, _before_nul(text)))
-    if case_sensitive:
-
-        def match(v: Value) -> bool | None:
-            if type(v) is not str:
-                if v is None:
-                    return None
-                v = _text_of(v)
-            return test(v)  # type: ignore[arg-type]
-
+    shape = _like_shape(segments)
+    if case_sensitive and shape is not None:
+        return _shape_matcher(*shape)
+    if shape is not None:
+        test = _shape_test(*shape)
     else:
+        test = lambda text: _match_segments(segments, _before_nul(text))  # noqa: E731
+    fold = not case_sensitive
 
-        def match(v: Value) -> bool | None:
-            if type(v) is not str:
-                if v is None:
-                    return None
-                v = _text_of(v)
-            return test(ascii_lower(v))  # type: ignore[arg-type]
+    def match(v: Value) -> bool | None:
+        if type(v) is not str:
+            if v is None:
+                return None
+            v = _text_of(v)
+        return test(ascii_lower(v) if fold else v)  # type: ignore[arg-type]
 
     return match
 
 
-def _fast_test(segments: list[_Segment]) -> Callable[[str], bool] | None:
-    """A one-method test for a pattern of wholly literal segments in a common shape.
+def _like_shape(segments: list[_Segment]) -> tuple[str, str] | None:
+    """``(shape, literal)`` for a wildcard-free pattern of a common shape, else None.
 
-    Cases where a NUL in the text could change the answer cut the text at its
-    first NUL first; a prefix test cannot be changed by it.
+    Shapes: ``exact`` (``abc``), ``prefix`` (``abc%``), ``suffix`` (``%abc``),
+    ``contains`` (``%abc%``). ``_`` anywhere, or more ``%``, is the general case.
     """
     if any(len(seg.runs[0][1] if seg.runs else "") != seg.size for seg in segments):
         return None
     lits = [seg.runs[0][1] if seg.runs else "" for seg in segments]
     if len(lits) == 1:
-        exact = lits[0]
-        return lambda text: text == exact or _before_nul(text) == exact
-    if len(lits) == 2:
-        prefix, suffix = lits
-        if not suffix:
-            return lambda text: text.startswith(prefix)
-        if not prefix:
-            return lambda text: _before_nul(text).endswith(suffix)
+        return "exact", lits[0]
+    if len(lits) == 2 and not lits[1]:
+        return "prefix", lits[0]
+    if len(lits) == 2 and not lits[0]:
+        return "suffix", lits[1]
     if len(lits) == 3 and not lits[0] and not lits[2]:
-        inner = lits[1]
-        return lambda text: inner in _before_nul(text)
+        return "contains", lits[1]
     return None
+
+
+def _shape_test(shape: str, lit: str) -> Callable[[str], bool]:
+    """The test of a common-shape pattern on text (cut at its first NUL where that matters)."""
+    if shape == "exact":
+        return lambda text: text == lit or (_NUL in text and _before_nul(text) == lit)
+    if shape == "prefix":
+        return lambda text: text.startswith(lit)
+    if shape == "suffix":
+        return lambda text: (text if _NUL not in text else _before_nul(text)).endswith(lit)
+    return lambda text: lit in text and (_NUL not in text or lit in _before_nul(text))
+
+
+def _shape_matcher(shape: str, lit: str) -> Predicate:
+    """A case-sensitive matcher for a common-shape pattern: one call per row for text."""
+    test = _shape_test(shape, lit)
+    if shape == "prefix":
+
+        def match(v: Value) -> bool | None:
+            if type(v) is str:
+                return v.startswith(lit)
+            return None if v is None else _text_of(v).startswith(lit)
+
+    elif shape == "contains":
+
+        def match(v: Value) -> bool | None:
+            if type(v) is str:
+                return lit in v and (_NUL not in v or lit in _before_nul(v))
+            return None if v is None else test(_text_of(v))
+
+    else:
+
+        def match(v: Value) -> bool | None:
+            if type(v) is str:
+                return test(v)
+            return None if v is None else test(_text_of(v))
+
+    return match
 
 
 def like(
