@@ -518,3 +518,45 @@ def test_deep_values_encode_and_compare() -> None:
 
 def test_canonical_json_form() -> None:
     assert V.canonical_json({"b": [1, 2.0], "a": "é"}) == '{"a":"é","b":[1,2.0]}'
+
+
+# ---------------------------------------------------------------------------
+# Reals to and from text, to the last digit
+# ---------------------------------------------------------------------------
+
+NUMERIC_TEXT = st.builds(
+    lambda sign, digits, point, exp: (
+        sign + (digits[:point] + "." + digits[point:] if point is not None else digits) + exp
+    ),
+    st.sampled_from(["", "-", "+", " "]),
+    st.text(alphabet="0123456789", min_size=1, max_size=22),
+    st.none() | st.integers(min_value=0, max_value=22),
+    st.just("") | st.integers(min_value=-345, max_value=345).map(lambda e: f"e{e}"),
+)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(text=NUMERIC_TEXT)
+def test_text_to_real_fuzz_matches_sqlite_to_the_last_bit(text: str) -> None:
+    ops = [("real", "a + 0.0", lambda a: V.add(a, 0.0)), ("number", "a + 0", lambda a: V.add(a, 0))]
+    assert list(mismatches(ops, [(text,)])) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        # Neither conversion is correctly rounded in SQLite: these differ from Python's.
+        (4007482289101535.0, "4.00748228910153e+15"),
+        (-36529801247752.75, "-36529801247752.7"),
+        (V.add("7e-261", 0.0), "7.0e-261"),
+        (V.add("8.e126", 0.0), "8.0e+126"),
+    ],
+)
+def test_real_text_regressions(value: Value, text: str) -> None:
+    assert V.to_text(value) == text
+    assert list(mismatches([("to_text", "a || ''", V.to_text)], [(value,)])) == []
+
+
+def test_text_to_real_regressions() -> None:
+    assert V.add("7e-261", 0.0) == 7.0000000000000005e-261
+    assert V.add("8.e126", 0.0) == 8.000000000000001e126
