@@ -19,8 +19,8 @@ from .metrics import BatchStats, CircuitMetrics, Clock, ViewMetrics
 from .mutations import DATA_OPS, FLUSH, REGISTER, UNREGISTER, Mutation
 from .operators import TableChanges
 from .sql.plan import plan_view
-from .tables import NOOP, Change, Tables
 from .sql.values import json_equal
+from .tables import APPLIED, NOOP, Tables
 from .updates import FLAT, FORMATS, STREAMING, BatchResult, ViewUpdate, result_hash
 from .view import View
 
@@ -53,8 +53,9 @@ class Circuit:
         self._dependents: dict[str, list[View]] = {}
         self._view_metrics: dict[str, ViewMetrics] = {}
         self._pending: list[Mutation] = []
-        self._records_before: dict[str, dict[str, Any] | None] = {}
+        self._records_before: dict[str, tuple[str, dict[str, Any] | None]] = {}
         self._seq = 0
+        self._registered = 0
         self.last_stats = BatchStats()
 
     def load(self, records: Iterable[Mutation]) -> int:
@@ -70,8 +71,8 @@ class Circuit:
         for m in records:
             if m.op not in DATA_OPS or m.table is None or m.id is None:
                 raise CircuitError(f"load() takes data entries, got {m.op}")
-            _, outcome = self._tables.apply(m, self.strict)
-            applied += outcome == "applied"
+            outcome = self._tables.apply(m, self.strict)[1]
+            applied += outcome is APPLIED
         return applied
 
     # views ---------------------------------------------------------------------
@@ -96,6 +97,8 @@ class Circuit:
         if name in self._views:
             self.unregister_view(name)
         view = View(plan, format, dict(params) if params else None)
+        self._registered += 1
+        view.order = self._registered
         metrics = self._view_metrics.get(name)
         if metrics is not None:
             view.metrics = metrics
@@ -223,29 +226,21 @@ class Circuit:
         stats = BatchStats(entries_received=len(entries))
         rounds, versions_before = self._apply(entries, coalesce, stats)
         touched_tables: set[str] = set()
-        impacted: dict[str, View] = {}
-        for changes in rounds:
-            by_table: TableChanges = {}
-            for change in changes:
-                by_table.setdefault(change.table, []).append((change.id, change.old, change.new))
+        impacted: dict[View, None] = {}
+        for by_table in rounds:
             touched_tables.update(by_table)
-            targets: dict[str, View] = {}
-            for table in by_table:
-                for view in self._dependents.get(table, ()):
-                    targets[view.name] = view
-            for view in self._views.values():
-                if view.name not in targets:
-                    continue
-                impacted[view.name] = view
+            for view in self._views_reading(by_table):
+                impacted[view] = None
                 t0 = clock()
                 view.top.process(by_table, clock)
                 view.account()
                 view.metrics.time_ns += clock() - t0
         self._seq += 1
         updates: list[ViewUpdate] = []
-        for view in self._views.values():
-            if view.name not in impacted:
-                continue
+        ordered = list(impacted)
+        if len(rounds) > 1:
+            ordered.sort(key=_registration_order)
+        for view in ordered:
             t0 = clock()
             update = self._events(view, versions_before, stats)
             spent = clock() - t0
@@ -263,51 +258,62 @@ class Circuit:
         self.last_stats = stats
         return BatchResult(updates, stats)
 
+    def _views_reading(self, by_table: TableChanges) -> list[View]:
+        """The views that read any changed table, each once, in registration order."""
+        dependents = self._dependents
+        if len(by_table) == 1:
+            for table in by_table:
+                return dependents.get(table, [])
+        found: dict[View, None] = {}
+        for table in by_table:
+            for view in dependents.get(table, ()):
+                found[view] = None
+        return sorted(found, key=_registration_order)
+
     def _apply(
         self, entries: list[Mutation], coalesce: bool, stats: BatchStats
-    ) -> tuple[list[list[Change]], dict[str, int]]:
-        """Apply entries to the tables; return the rounds of net changes to propagate."""
-        tables, strict = self._tables, self.strict
+    ) -> tuple[list[TableChanges], dict[str, int]]:
+        """Apply entries to the tables; return the rounds of net changes to propagate.
+
+        Coalesced, a call is one round holding each record's net change (first
+        old state to last new state); without coalescing every applied entry
+        is a round of its own.
+        """
+        apply, strict = self._tables.apply, self.strict
         versions_before: dict[str, int] = {}
         records_before = self._records_before
         records_before.clear()
-        net: dict[str, Change] = {}
-        rounds: list[list[Change]] = []
+        net: dict[str, list[Any]] = {}
+        rounds: list[TableChanges] = []
         anomalies = stats.anomalies
         for m in entries:
-            table, rid = m.table, m.id
-            if table is None or rid is None:
-                raise CircuitError(f"a {m.op} entry needs a table and an id")
-            old = tables.get(table, rid)
-            old_version = tables.versions.get(rid, 0)
-            anomaly, outcome = tables.apply(m, strict)
+            rid = m.id
+            anomaly, outcome, old, old_version, new = apply(m, strict)
             if anomaly is not None:
                 anomalies[anomaly] = anomalies.get(anomaly, 0) + 1
-            if outcome == NOOP:
-                stats.noop_updates += 1
+            if outcome is not APPLIED:
+                if outcome is NOOP:
+                    stats.noop_updates += 1
                 continue
-            if outcome != "applied":
-                continue
+            assert rid is not None and m.table is not None
             if rid not in versions_before:
                 versions_before[rid] = old_version
-                records_before[rid] = old
-            new = tables.get(table, rid)
-            new_version = tables.versions.get(rid, 0)
+                records_before[rid] = (m.table, old)
+                net[rid] = [m.table, old, new]
+            elif coalesce:
+                net[rid][2] = new
             if not coalesce:
-                rounds.append([Change(table, rid, old, old_version, new, new_version)])
-                continue
-            change = net.get(rid)
-            if change is None:
-                net[rid] = Change(table, rid, old, old_version, new, new_version)
-            else:
-                change.new, change.new_version = new, new_version
+                rounds.append({m.table: [(rid, old, new)]})
         if coalesce:
-            changed = [
-                c for c in net.values() if c.old is not c.new or c.old_version != c.new_version
-            ]
-            if changed:
-                rounds.append(changed)
-            stats.entries_after_coalesce = len(changed)
+            by_table: TableChanges = {}
+            versions = self._tables.versions
+            for rid, (table, old, new) in net.items():
+                if old is new and versions.get(rid, 0) == versions_before[rid]:
+                    continue  # created and deleted within the call
+                by_table.setdefault(table, []).append((rid, old, new))
+            stats.entries_after_coalesce = sum(len(c) for c in by_table.values())
+            if by_table:
+                rounds.append(by_table)
         else:
             stats.entries_after_coalesce = len(rounds)
         return rounds, versions_before
@@ -318,10 +324,13 @@ class Circuit:
         """Compare members (ids with versions) before and after the call."""
         refs, before = view.member_refs, view.member_before
         version = self._tables.versions
-        candidates = set(before)
-        for rid in versions_before:
-            if rid in refs:
-                candidates.add(rid)
+        written = [rid for rid in versions_before if rid in refs]
+        if not before:
+            if not written:
+                return None
+            candidates: Iterable[str] = written
+        else:
+            candidates = set(before).union(written)
         created: list[str] = []
         updated: list[str] = []
         deleted: list[tuple[str, int]] = []
@@ -363,8 +372,7 @@ class Circuit:
         """Whether a record written in this call differs from before it: version or data."""
         if self._tables.versions.get(rid, 0) != old_version:
             return True
-        table = rid.partition(":")[0]
-        old = self._records_before.get(rid)
+        table, old = self._records_before[rid]
         new = self._tables.get(table, rid)
         return old is not new and not json_equal(old, new)
 
@@ -418,6 +426,10 @@ class Circuit:
     def dependency_index(self) -> dict[str, list[str]]:
         """table -> the views that read it (registration order)."""
         return {table: [v.name for v in views] for table, views in sorted(self._dependents.items())}
+
+
+def _registration_order(view: View) -> int:
+    return view.order
 
 
 def _merge(into: BatchResult, other: BatchResult) -> BatchResult:

@@ -60,9 +60,9 @@ class BatchStats:
         self.tables_touched += other.tables_touched
         self.views_impacted += other.views_impacted
         self.views_updated += other.views_updated
-        events, theirs = self.events, other.events
-        for key in EVENT_KINDS:
-            events[key] = events.get(key, 0) + theirs.get(key, 0)
+        events = self.events
+        for key, value in other.events.items():
+            events[key] = events.get(key, 0) + value
         self.duration_ns += other.duration_ns
         return self
 

@@ -10,26 +10,16 @@ decided, for every ingestion mode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from .errors import MutationLogError
 from .mutations import CREATE, DELETE, UPDATE, Mutation
 from .sql.values import json_equal
 
+APPLIED = "applied"
 NOOP = "noop"
-
-
-@dataclass(slots=True)
-class Change:
-    """The net change of one record within an ingest call."""
-
-    table: str
-    id: str
-    old: dict[str, Any] | None
-    old_version: int
-    new: dict[str, Any] | None
-    new_version: int
+STALE = "stale"
+NOTHING = "nothing"
 
 
 class Tables:
@@ -46,12 +36,15 @@ class Tables:
     def version(self, rid: str) -> int:
         return self.versions.get(rid, 0)
 
-    def apply(self, m: Mutation, strict: bool) -> tuple[str | None, str | None]:
+    def apply(
+        self, m: Mutation, strict: bool
+    ) -> tuple[str | None, str, dict[str, Any] | None, int, dict[str, Any] | None]:
         """Apply one data mutation in place.
 
-        Returns ``(anomaly, outcome)``: the anomaly kind or None, and the
-        outcome ``"applied"``, ``"noop"`` (identical data), ``"stale"`` or
-        ``"nothing"`` (a DELETE of a missing record).
+        Returns ``(anomaly, outcome, old record, old version, new record)``:
+        the anomaly kind or None; the outcome :data:`APPLIED`, :data:`NOOP`
+        (identical data), :data:`STALE` or :data:`NOTHING` (a DELETE of a
+        missing record); the record before and after.
         """
         table, rid = m.table, m.id
         assert table is not None and rid is not None
@@ -59,31 +52,34 @@ class Tables:
         if rows is None:
             rows = self.records[table] = {}
         current = rows.get(rid)
-        stored_version = self.versions.get(rid, 0) if current is not None else 0
-        if m.version is not None and current is not None and m.version <= stored_version:
-            return _anomaly("stale_version", m, strict), "stale"
+        versions = self.versions
+        stored_version = versions.get(rid, 0) if current is not None else 0
+        version = m.version
+        if version is not None and current is not None and version <= stored_version:
+            return _anomaly("stale_version", m, strict), STALE, current, stored_version, current
         op = m.op
         anomaly = None
         if op == DELETE:
             if current is None:
-                return _anomaly("delete_missing", m, strict), "nothing"
+                return _anomaly("delete_missing", m, strict), NOTHING, None, 0, None
             del rows[rid]
-            del self.versions[rid]
-            return None, "applied"
-        if op == CREATE and current is not None:
-            anomaly = _anomaly("create_existing", m, strict)
-        elif op == UPDATE and current is None:
+            del versions[rid]
+            return None, APPLIED, current, stored_version, None
+        if current is not None:
+            if op == CREATE:
+                anomaly = _anomaly("create_existing", m, strict)
+        elif op == UPDATE:
             anomaly = _anomaly("update_missing", m, strict)
         data = m.data if m.data is not None else {}
         record = data if data.get("id") == rid else {**data, "id": rid}
         if current is not None:
-            if m.version is None and json_equal(record, current):
-                return anomaly, NOOP
-            self.versions[rid] = m.version if m.version is not None else stored_version + 1
+            if version is None and json_equal(record, current):
+                return anomaly, NOOP, current, stored_version, current
+            versions[rid] = version if version is not None else stored_version + 1
         else:
-            self.versions[rid] = m.version if m.version is not None else 1
+            versions[rid] = version if version is not None else 1
         rows[rid] = record
-        return anomaly, "applied"
+        return anomaly, APPLIED, current, stored_version, record
 
 
 def _anomaly(kind: str, m: Mutation, strict: bool) -> str:

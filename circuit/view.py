@@ -56,10 +56,17 @@ class Level:
         self.refs: dict[Any, int] = {}
         self.refs_before: dict[Any, int] = {}
         self.visible: Visible = []
-        self.ops = {
-            name: metrics.setdefault(f"{path};{name}", OperatorMetrics(view, f"{path};{name}"))
-            for name in ("join", "filter", "semijoin", "window")
-        }
+        # a single-table level without a window or subqueries runs one fused loop
+        self.simple = not (plan.joins or plan.atoms or plan.windowed or self.children)
+        self.first_table = plan.sources[0][0]
+
+        def operator(name: str) -> OperatorMetrics:
+            return metrics.setdefault(f"{path};{name}", OperatorMetrics(view, f"{path};{name}"))
+
+        self.op_join = operator("join" if plan.joins else "scan")
+        self.op_filter = operator("filter")
+        self.op_semijoin = operator("semijoin")
+        self.op_window = operator("top-k" if plan.windowed else "group")
 
     def state_rows(self) -> int:
         total = self.join.state_rows() + self.window.state_rows()
@@ -71,37 +78,49 @@ class Level:
 
     def process(self, changes: TableChanges, clock: Clock) -> None:
         """Propagate table changes; leaves this call's visible changes in ``visible``."""
-        if not any(table in changes for table in self.tables):
+        if self.tables.isdisjoint(changes):
             self.clear()
+            return
+        if self.simple:
+            rows = changes.get(self.first_table)
+            if not rows:
+                self.visible = []
+                return
+            t0 = clock()
+            self.visible = self.window.apply_records(rows, self.plan.static_filter)
+            op = self.op_filter
+            op.self_ns += clock() - t0
+            op.rows_in += len(rows)
+            op.rows_out += len(self.visible)
             return
         self.visible = []
         affected: set[RowKey] = set()
+        semijoin = self.semijoin
         for index, (atom, level) in enumerate(self.atoms):
             level.process(changes, clock)
-            if level.visible and self.semijoin is not None:
+            if level.visible and semijoin is not None:
                 values, groups = update_atom(atom, level.visible)
                 if values or groups:
-                    affected |= self.semijoin.affected(index, values, groups)
-        if any(table in changes for table in self.own_tables) or affected:
-            ops = self.ops
+                    affected |= semijoin.affected(index, values, groups)
+        if affected or not self.own_tables.isdisjoint(changes):
             t0 = clock()
             delta: Delta = self.join.process(changes)
             t1 = clock()
-            _count(ops["join"], t1 - t0, delta, delta)
+            _count(self.op_join, t1 - t0, delta, delta)
             predicate = self.plan.static_filter
             if predicate is not None and delta:
                 filtered = static_filter(predicate, delta)
                 t2 = clock()
-                _count(ops["filter"], t2 - t1, delta, filtered)
+                _count(self.op_filter, t2 - t1, delta, filtered)
                 delta, t1 = filtered, t2
-            if self.semijoin is not None:
-                filtered = self.semijoin.process(delta, affected)
+            if semijoin is not None:
+                filtered = semijoin.process(delta, affected)
                 t2 = clock()
-                _count(ops["semijoin"], t2 - t1, delta, filtered)
+                _count(self.op_semijoin, t2 - t1, delta, filtered)
                 delta, t1 = filtered, t2
             if delta:
                 self.visible = self.window.process(delta)
-                _count(ops["window"], clock() - t1, delta, self.visible)
+                _count(self.op_window, clock() - t1, delta, self.visible)
         for _, child, _ in self.children:
             child.process(changes, clock)
 
@@ -189,6 +208,7 @@ class View:
         self.member_before: dict[str, int] = {}
         self.metrics = ViewMetrics()
         self.row_count = 0
+        self.order = 0  # registration number, for deterministic update order
 
     # members ------------------------------------------------------------------
     def _member(self, rid: str, sign: int) -> None:

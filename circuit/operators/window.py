@@ -67,6 +67,41 @@ class GroupWindow:
             return self._plain(delta)
         return self._windowed(delta)
 
+    def apply_records(
+        self,
+        changes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]],
+        predicate: Callable[[Row], bool] | None,
+    ) -> Visible:
+        """Scan, filter and group in one loop, for a single-table level without a window."""
+        group_of, groups = self.group_of, self.groups
+        out: Visible = []
+        for rid, old_record, new_record in changes:
+            old = None if old_record is None else (old_record,)
+            if old is not None and predicate is not None and not predicate(old):
+                old = None
+            new = None if new_record is None else (new_record,)
+            if new is not None and predicate is not None and not predicate(new):
+                new = None
+            if old is None and new is None:
+                continue
+            key = (rid,)
+            old_ck = None if old is None else group_of(old)
+            new_ck = None if new is None else group_of(new)
+            if old_ck is not None and old_ck == new_ck:
+                groups[old_ck][key] = new  # type: ignore[assignment]
+                out.append((old_ck, key, old, new))
+                continue
+            if old_ck is not None:
+                bucket = groups[old_ck]
+                del bucket[key]
+                if not bucket:
+                    del groups[old_ck]
+                out.append((old_ck, key, old, None))
+            if new_ck is not None:
+                groups.setdefault(new_ck, {})[key] = new  # type: ignore[assignment]
+                out.append((new_ck, key, None, new))
+        return out
+
     def _plain(self, delta: Delta) -> Visible:
         group_of, groups = self.group_of, self.groups
         out: Visible = []
