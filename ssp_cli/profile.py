@@ -67,9 +67,9 @@ EXAMPLES = """Examples:
 
 ssp profile views.sql log.jsonl --profiler pyinstrument -o profile.html
 ssp profile views.sql log.jsonl --profiler circuit -o circuit.folded
-ssp profile views.sql log.jsonl --profiler circuit -o circuit.speedscope.json --mode single
+ssp profile views.sql log.jsonl --profiler circuit -o flame.speedscope.json
 ssp profile views.sql log.jsonl --profiler py-spy -o replay.svg --rate 250
-ssp profile views.sql log.jsonl --profiler pyinstrument -o profile.txt --no-baseline --report run.json
+ssp profile views.sql log.jsonl -o profile.txt --mode single --report run.json
 """
 
 ProfilerOpt = Annotated[
@@ -322,6 +322,7 @@ def _py_spy(
         if interrupted:
             raise KeyboardInterrupt
         raise _py_spy_error(stderr, proc.returncode)
+    run.run.command, run.run.argv = "profile", list(sys.argv)
     failure = None
     if run.stop_reason == "error":
         failure = _child_error(stderr)
