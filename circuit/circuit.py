@@ -107,6 +107,8 @@ class Circuit:
         view.top.initial(self._tables.records, self._clock)
         view.account()
         view.member_before.clear()
+        if view.synthetic:
+            view.synthetic_events()
         view.metrics.full_recomputes += 0
         view.metrics.time_ns += self._clock() - start
         self._views[name] = view
@@ -117,8 +119,11 @@ class Circuit:
             return self._flat_update(view, members)
         if not members:
             return None
-        version = self._tables.version
-        records = [{"id": rid, "event": "created", "version": version(rid)} for rid in members]
+        versions = self._tables.versions
+        records = [
+            {"id": rid, "event": "created", "version": view.member_version(rid, versions)}
+            for rid in members
+        ]
         view.metrics.updates_emitted += 1
         view.metrics.events["created"] += len(records)
         return ViewUpdate(name, self._seq, STREAMING, records=records)
@@ -324,6 +329,10 @@ class Circuit:
         """Compare members (ids with versions) before and after the call."""
         refs, before = view.member_refs, view.member_before
         version = self._tables.versions
+        if view.synthetic:
+            if not view.rows_before:
+                return None
+            return self._emit(view, *view.synthetic_events(), stats)
         written = [rid for rid in versions_before if rid in refs]
         if not before:
             if not written:
@@ -347,6 +356,17 @@ class Circuit:
             elif now and rid in versions_before and self._record_changed(rid, old_version):
                 updated.append(rid)
         before.clear()
+        return self._emit(view, created, updated, deleted, stats)
+
+    def _emit(
+        self,
+        view: View,
+        created: list[str],
+        updated: list[str],
+        deleted: list[tuple[str, int]],
+        stats: BatchStats,
+    ) -> ViewUpdate | None:
+        """The view update for this call's events (None when there are none)."""
         if not (created or updated or deleted):
             return None
         metrics = view.metrics
@@ -359,12 +379,13 @@ class Circuit:
         events["updated"] += len(updated)
         events["deleted"] += len(deleted)
         if view.format == FLAT:
-            return self._flat_update(view, sorted(refs))
+            return self._flat_update(view, sorted(view.member_refs))
         created.sort()
         updated.sort()
         deleted.sort()
-        records = [{"id": rid, "event": "created", "version": version[rid]} for rid in created]
-        records += [{"id": rid, "event": "updated", "version": version[rid]} for rid in updated]
+        versions = view.row_versions if view.synthetic else self._tables.versions
+        records = [{"id": rid, "event": "created", "version": versions[rid]} for rid in created]
+        records += [{"id": rid, "event": "updated", "version": versions[rid]} for rid in updated]
         records += [{"id": rid, "event": "deleted", "version": v} for rid, v in deleted]
         return ViewUpdate(view.name, self._seq, STREAMING, records=records)
 
@@ -377,14 +398,15 @@ class Circuit:
         return old is not new and not json_equal(old, new)
 
     def _flat_update(self, view: View, members: list[str]) -> ViewUpdate:
-        version = self._tables.versions
+        versions = self._tables.versions
+        version = view.member_version
         view.metrics.updates_emitted += 1
         return ViewUpdate(
             view.name,
             self._seq,
             FLAT,
             result_hash=result_hash(members),
-            result_data=[[rid, version.get(rid, 0)] for rid in members],
+            result_data=[[rid, version(rid, versions)] for rid in members],
         )
 
     # state ---------------------------------------------------------------------------
@@ -394,8 +416,9 @@ class Circuit:
 
     def members(self, view: str) -> list[tuple[str, int]]:
         """``(id, version)`` of every member, sorted by id."""
-        version = self._tables.versions
-        return [(rid, version.get(rid, 0)) for rid in sorted(self._view(view).member_refs)]
+        versions = self._tables.versions
+        found = self._view(view)
+        return [(rid, found.member_version(rid, versions)) for rid in sorted(found.member_refs)]
 
     def tables(self) -> Mapping[str, Mapping[str, dict[str, Any]]]:
         """Current records: table name -> {canonical id -> record}."""

@@ -22,11 +22,12 @@ import orjson
 
 from .metrics import OperatorMetrics, ViewMetrics
 from .operators import Delta, Row, RowKey, TableChanges
+from .operators.aggregate import AggregateStage
 from .operators.filter import SemiJoinFilter, static_filter
 from .operators.join import JoinChain
 from .operators.semijoin import update_atom
 from .operators.window import GroupWindow, Visible, make_sort_key
-from .sql.keys import canonical_json
+from .sql.keys import canonical_json, row_key_order
 from .sql.plan import EXPR, NESTED, STAR, STAR_OF, LevelPlan, SelectItem, ViewPlan, key_function
 
 Clock = Callable[[], int]
@@ -56,6 +57,10 @@ class Level:
         self.refs: dict[Any, int] = {}
         self.refs_before: dict[Any, int] = {}
         self.visible: Visible = []
+        self.aggregate = (
+            AggregateStage(plan.aggregate, view) if plan.aggregate is not None else None
+        )
+        self.output: Visible = []
         # a single-table level without a window or subqueries runs one fused loop
         self.simple = not (plan.joins or plan.atoms or plan.windowed or self.children)
         self.first_table = plan.sources[0][0]
@@ -67,6 +72,9 @@ class Level:
         self.op_filter = operator("filter")
         self.op_semijoin = operator("semijoin")
         self.op_window = operator("top-k" if plan.windowed else "group")
+        self.op_aggregate = operator(
+            "distinct" if plan.aggregate and plan.aggregate.distinct else "aggregate"
+        )
 
     def state_rows(self) -> int:
         total = self.join.state_rows() + self.window.state_rows()
@@ -74,10 +82,24 @@ class Level:
             total += self.semijoin.state_rows()
         total += sum(level.state_rows() for _, level in self.atoms)
         total += sum(level.state_rows() for _, level, _ in self.children)
+        if self.aggregate is not None:
+            total += self.aggregate.state_rows()
         return total
 
     def process(self, changes: TableChanges, clock: Clock) -> None:
-        """Propagate table changes; leaves this call's visible changes in ``visible``."""
+        """Propagate table changes; leaves this call's visible changes in ``visible``
+        (and, for an aggregate level, the changes of its output rows in ``output``)."""
+        self._propagate(changes, clock)
+        if self.aggregate is not None:
+            t0 = clock()
+            self.output = (
+                self.aggregate.process(self.visible)
+                if self.visible or not self.aggregate.started
+                else []
+            )
+            _count(self.op_aggregate, clock() - t0, self.visible, self.output)
+
+    def _propagate(self, changes: TableChanges, clock: Clock) -> None:
         if self.tables.isdisjoint(changes):
             self.clear()
             return
@@ -127,6 +149,7 @@ class Level:
     def clear(self) -> None:
         """No change reached this level or any below it in this call."""
         self.visible = []
+        self.output = []
         for _, level in self.atoms:
             level.clear()
         for _, child, _ in self.children:
@@ -150,7 +173,7 @@ class Level:
                 sort_key = make_sort_key(plan)
                 visible.sort(key=lambda kr: sort_key(kr[1], kr[0]))
             elif not top:
-                visible.sort(key=lambda kr: kr[0])
+                visible.sort(key=lambda kr: row_key_order(kr[0]))
         rows = [self.project(row) for _, row in visible]
         if top and not plan.order and not plan.windowed:
             rows.sort(key=canonical_json)
@@ -209,6 +232,11 @@ class View:
         self.metrics = ViewMetrics()
         self.row_count = 0
         self.order = 0  # registration number, for deterministic update order
+        # aggregate and DISTINCT views: members are output rows with their own versions
+        self.synthetic = self.top.aggregate is not None
+        self.row_versions: dict[str, int] = {}
+        self.rows_before: dict[str, tuple[Any, ...] | None] = {}
+        self.rows_after: dict[str, tuple[Any, ...] | None] = {}
 
     # members ------------------------------------------------------------------
     def _member(self, rid: str, sign: int) -> None:
@@ -235,6 +263,20 @@ class View:
     def account(self) -> None:
         """Turn this call's visible changes into member reference changes, top-down."""
         top = self.top
+        if self.synthetic:
+            refs, before, after = self.member_refs, self.rows_before, self.rows_after
+            for _ck, key, old, new in top.output:
+                member = key[0]
+                if member not in before:
+                    before[member] = None if old is None else old[0]
+                after[member] = None if new is None else new[0]
+                if old is None and new is not None:
+                    refs[member] = 1
+                    self.row_count += 1
+                elif new is None and old is not None:
+                    del refs[member]
+                    self.row_count -= 1
+            return
         for _ck, key, old, new in top.visible:
             self._account_change(top, key, old, new)
             self.row_count += (new is not None) - (old is not None)
@@ -274,12 +316,45 @@ class View:
         for _, child, _ in level.children:
             self._account_level(child)
 
+    # events ---------------------------------------------------------------------
+    def member_version(self, rid: str, versions: dict[str, int]) -> int:
+        """A member's version: its record's, or the aggregate row's own."""
+        if self.synthetic:
+            return self.row_versions.get(rid, 0)
+        return versions.get(rid, 0)
+
+    def synthetic_events(self) -> tuple[list[str], list[str], list[tuple[str, int]]]:
+        """Created, updated and deleted output rows of this call, bumping row versions."""
+        created: list[str] = []
+        updated: list[str] = []
+        deleted: list[tuple[str, int]] = []
+        versions, after = self.row_versions, self.rows_after
+        for member, before in self.rows_before.items():
+            now = after[member]
+            if before is None and now is not None:
+                versions[member] = 1
+                created.append(member)
+            elif before is not None and now is None:
+                deleted.append((member, versions.pop(member)))
+            elif before is not None and now is not None and not _same_row(before, now):
+                versions[member] += 1
+                updated.append(member)
+        self.rows_before.clear()
+        after.clear()
+        return created, updated, deleted
+
     # output ---------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
+        if self.top.aggregate is not None:
+            return self.top.aggregate.rows()
         return self.top.materialize((), top=True)
 
     def state_rows(self) -> int:
         return self.top.state_rows()
+
+
+def _same_row(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return a == b and all(type(x) is type(y) for x, y in zip(a, b, strict=True))
 
 
 def child_ref(level: Level, ck: Any, sign: int) -> None:

@@ -48,10 +48,12 @@ def _join_key(fns: list[Callable[[Row], Any]]) -> KeyFn:
 class _JoinIndexes:
     """Integrated state of one join step."""
 
-    __slots__ = ("left", "left_key", "right", "right_key", "table")
+    __slots__ = ("left", "left_key", "left_outer", "residual", "right", "right_key", "table")
 
     def __init__(self, step: JoinStep):
         self.table = step.table
+        self.left_outer = step.left_outer
+        self.residual = step.residual
         self.left_key = _join_key(step.left_keys)
         right_fn = _join_key(step.right_keys)
         self.right_key: KeyFn = lambda record: right_fn((record,))
@@ -86,7 +88,11 @@ class JoinChain:
         for rid, old, new in changes.get(self.first_table, ()):
             delta[(rid,)] = (None if old is None else (old,), None if new is None else (new,))
         for step in self.steps:
-            delta = self._step(step, delta, changes.get(step.table, ()))
+            right_changes = changes.get(step.table, ())
+            if step.left_outer:
+                delta = self._left_step(step, delta, right_changes)
+            else:
+                delta = self._step(step, delta, right_changes)
         return delta
 
     @staticmethod
@@ -112,33 +118,7 @@ class JoinChain:
                 if lbucket:
                     for lkey, lrow in lbucket.items():
                         old_out[(*lkey, rid)] = (*lrow, old_rec)
-        # integrate
-        for key, (old, new) in delta.items():
-            if old is not None:
-                k = left_key(old)
-                if k is not None:
-                    lbucket = left.get(k)
-                    if lbucket is not None:
-                        lbucket.pop(key, None)
-                        if not lbucket:
-                            del left[k]
-            if new is not None:
-                k = left_key(new)
-                if k is not None:
-                    left.setdefault(k, {})[key] = new
-        for rid, old_rec, new_rec in right_changes:
-            if old_rec is not None:
-                k = right_key(old_rec)
-                if k is not None:
-                    bucket = right.get(k)
-                    if bucket is not None:
-                        bucket.pop(rid, None)
-                        if not bucket:
-                            del right[k]
-            if new_rec is not None:
-                k = right_key(new_rec)
-                if k is not None:
-                    right.setdefault(k, {})[rid] = new_rec
+        _integrate(step, delta, right_changes)
         # new state
         for key, (_old, new) in delta.items():
             if new is not None:
@@ -152,7 +132,100 @@ class JoinChain:
                 if lbucket:
                     for lkey, lrow in lbucket.items():
                         new_out[(*lkey, rid)] = (*lrow, new_rec)
-        out: Delta = {key: (row, new_out.pop(key, None)) for key, row in old_out.items()}
-        for key, row in new_out.items():
-            out[key] = (None, row)
-        return out
+        return _pair(old_out, new_out)
+
+    @staticmethod
+    def _left_step(step: _JoinIndexes, delta: Delta, right_changes: Any) -> Delta:
+        """LEFT JOIN: like the inner step, plus each left row's NULL-extended row
+        while nothing matches it (retracted when the first match appears,
+        restored when the last one goes). With extra ON conditions a left row's
+        matches are re-enumerated; without, bucket emptiness decides."""
+        left, right = step.left, step.right
+        left_key, right_key, residual = step.left_key, step.right_key, step.residual
+
+        def outputs(out: dict[RowKey, Row], key: RowKey, row: Row) -> None:
+            """Every output row of one left row in the current state."""
+            matched = False
+            bucket = right.get(left_key(row))
+            if bucket:
+                for rid, rec in bucket.items():
+                    full = (*row, rec)
+                    if residual is None or residual(full):
+                        out[(*key, rid)] = full
+                        matched = True
+            if not matched:
+                out[(*key, None)] = (*row, None)
+
+        # left rows (not themselves changed) whose matches a right change touches
+        touched: dict[RowKey, Row] = {}
+        for _rid, old_rec, new_rec in right_changes:
+            for rec in (old_rec, new_rec):
+                if rec is not None:
+                    lbucket = left.get(right_key(rec))
+                    if lbucket:
+                        for lkey, lrow in lbucket.items():
+                            if lkey not in delta:
+                                touched[lkey] = lrow
+        old_out: dict[RowKey, Row] = {}
+        new_out: dict[RowKey, Row] = {}
+        for key, (old, _new) in delta.items():
+            if old is not None:
+                outputs(old_out, key, old)
+        for lkey, lrow in touched.items():
+            outputs(old_out, lkey, lrow)
+        _integrate(step, delta, right_changes)
+        for key, (_old, new) in delta.items():
+            if new is not None:
+                outputs(new_out, key, new)
+        for lkey, lrow in touched.items():
+            outputs(new_out, lkey, lrow)
+        return _pair(old_out, new_out)
+
+
+def _pair(old_out: dict[RowKey, Row], new_out: dict[RowKey, Row]) -> Delta:
+    """Old-state and new-state rows of the touched keys as one delta (unchanged dropped)."""
+    out: Delta = {}
+    for key, row in old_out.items():
+        new = new_out.pop(key, None)
+        if new is None or not _same(row, new):
+            out[key] = (row, new)
+    for key, row in new_out.items():
+        out[key] = (None, row)
+    return out
+
+
+def _same(a: Row, b: Row) -> bool:
+    """Rows made of the very same record objects (nothing changed in them)."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _integrate(step: _JoinIndexes, delta: Delta, right_changes: Any) -> None:
+    """Apply a step's input changes to its two indexes."""
+    left, right = step.left, step.right
+    left_key, right_key = step.left_key, step.right_key
+    for key, (old, new) in delta.items():
+        if old is not None:
+            k = left_key(old)
+            if k is not None:
+                lbucket = left.get(k)
+                if lbucket is not None:
+                    lbucket.pop(key, None)
+                    if not lbucket:
+                        del left[k]
+        if new is not None:
+            k = left_key(new)
+            if k is not None:
+                left.setdefault(k, {})[key] = new
+    for rid, old_rec, new_rec in right_changes:
+        if old_rec is not None:
+            k = right_key(old_rec)
+            if k is not None:
+                bucket = right.get(k)
+                if bucket is not None:
+                    bucket.pop(rid, None)
+                    if not bucket:
+                        del right[k]
+        if new_rec is not None:
+            k = right_key(new_rec)
+            if k is not None:
+                right.setdefault(k, {})[rid] = new_rec

@@ -14,7 +14,7 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
-from ..sql.keys import order_key
+from ..sql.keys import order_key, row_key_order
 from ..sql.plan import LevelPlan, key_function
 from . import Delta, Row, RowKey
 
@@ -24,6 +24,15 @@ Visible = list[tuple[Any, RowKey, Row | None, Row | None]]
 def make_sort_key(plan: LevelPlan) -> Callable[[Row, RowKey], tuple[Any, ...]]:
     """ORDER BY key of a row, ties broken by the row key ascending."""
     items = [(o.fn, o.desc, o.nulls_first) for o in plan.order]
+    if plan.has_left_join:  # keys may hold None for a missing side
+        inner = make_sort_key_items(items)
+        return lambda row, key: inner(row, row_key_order(key))
+    return make_sort_key_items(items)
+
+
+def make_sort_key_items(
+    items: list[tuple[Callable[[Row], Any], bool, bool]],
+) -> Callable[[Row, RowKey], tuple[Any, ...]]:
     if not items:
         return lambda row, key: ((), key)
     if len(items) == 1:

@@ -120,6 +120,8 @@ def parse_select(
         tree = tree.expression
     if isinstance(tree, exp.Subquery):
         tree = tree.unnest()
+    if isinstance(tree, exp.Select):
+        tree = tree.transform(_explicit_not, copy=False)
     if not isinstance(tree, exp.Select):
         line, col = position(tree)
         raise UnsupportedSqlError(
@@ -130,6 +132,17 @@ def parse_select(
             view=view,
         )
     return tree
+
+
+def _explicit_not(node: exp.Expr) -> exp.Expr:
+    """``x NOT LIKE y`` parses as ``Like(negate=True)``: spell it ``NOT (x LIKE y)``."""
+    if isinstance(node, exp.Escape) and node.this is not None and node.this.args.get("negate"):
+        node.this.set("negate", None)
+        return exp.Not(this=node)
+    if not isinstance(node, exp.Escape) and node.args.get("negate"):
+        node.set("negate", None)
+        return exp.Not(this=node)
+    return node
 
 
 def position(node: exp.Expr) -> tuple[int, int]:

@@ -62,6 +62,8 @@ class JoinStep:
     left_keys: list[RowFn]
     right_keys: list[RowFn]
     sql: str
+    left_outer: bool = False
+    residual: TruthFn | None = None
 
 
 @dataclass
@@ -97,6 +99,42 @@ class OrderItem:
 
 
 @dataclass
+class AggregateSpec:
+    """One aggregate call: ``count`` (``arg`` None for ``COUNT(*)``), ``sum``,
+    ``avg``, ``min``, ``max``; ``distinct`` only with ``count``."""
+
+    kind: str
+    arg: RowFn | None
+    distinct: bool
+    sql: str
+
+
+@dataclass
+class AggregatePlan:
+    """GROUP BY / aggregates / DISTINCT over a level's rows.
+
+    The output of a group is a tuple ``(group values..., aggregate values...)``;
+    ``items``, ``having`` and ``order`` are compiled over that tuple.
+    ``grouped`` is False for aggregates without GROUP BY (always one row).
+    """
+
+    group_fns: list[RowFn]
+    aggregates: list[AggregateSpec]
+    items: list[tuple[str, RowFn]]
+    having: TruthFn | None
+    order: list[OrderItem]
+    limit: int | None
+    offset: int
+    grouped: bool
+    distinct: bool
+    sql: list[str]
+
+    @property
+    def windowed(self) -> bool:
+        return self.limit is not None or self.offset > 0
+
+
+@dataclass
 class LevelPlan:
     """One SELECT level; see the module docstring."""
 
@@ -115,6 +153,11 @@ class LevelPlan:
     offset: int = 0
     items: list[SelectItem] = field(default_factory=list)
     value_fn: RowFn | None = None
+    aggregate: AggregatePlan | None = None
+
+    @property
+    def has_left_join(self) -> bool:
+        return any(step.left_outer for step in self.joins)
 
     @property
     def tables(self) -> set[str]:
@@ -139,6 +182,8 @@ class LevelPlan:
         pad = "  " * indent
         lines = [f"{pad}{title}"]
         inner = pad + "  "
+        if self.aggregate is not None:
+            lines.extend(f"{inner}{line}" for line in self.aggregate.sql)
         if self.items:
             shown = ", ".join(item.sql for item in self.items)
             lines.append(f"{inner}project [{shown}]")
@@ -156,7 +201,8 @@ class LevelPlan:
         if self.static_sql:
             lines.append(f"{inner}filter [{' AND '.join(self.static_sql)}]")
         for step in reversed(self.joins):
-            lines.append(f"{inner}join {step.table} AS {step.alias} ON {step.sql} (hash index)")
+            kind = "left join" if step.left_outer else "join"
+            lines.append(f"{inner}{kind} {step.table} AS {step.alias} ON {step.sql} (hash index)")
         table, alias = self.sources[0]
         lines.append(f"{inner}scan {table}" + (f" AS {alias}" if alias != table else ""))
         for atom in self.atoms:
@@ -256,6 +302,11 @@ class _Planner:
             plan.dynamic_filter = parts[0] if len(parts) == 1 else _all(parts)
             plan.dynamic_sql = [node.sql() for node in dynamic]
         # select list
+        if _is_aggregate(select):
+            if role != "view":
+                raise ctx.unsupported(select, "GROUP BY, DISTINCT or aggregates inside a subquery")
+            plan.aggregate = _AggregatePlanner(ctx, scope).plan(select)
+            return plan
         if role == "nested" or role == "view":
             plan.items = self._items(select, scope, compiler)
         elif role == "in":
@@ -307,9 +358,12 @@ class _Planner:
         ctx = self.ctx
         side = (node.args.get("side") or "").upper()
         kind = (node.args.get("kind") or "").upper()
-        if side or kind not in ("", "INNER"):
+        left_outer = side == "LEFT" and kind in ("", "OUTER")
+        if not left_outer and (side or kind not in ("", "INNER")):
             what = " ".join(p for p in (side, kind) if p) or "this"
-            raise ctx.unsupported(node, f"{what} JOIN (only [INNER] JOIN is maintained)")
+            raise ctx.unsupported(
+                node, f"{what} JOIN (only [INNER] JOIN and LEFT [OUTER] JOIN are maintained)"
+            )
         if node.args.get("using"):
             raise ctx.unsupported(node, "JOIN ... USING", hint="write the ON condition")
         on = node.args.get("on")
@@ -348,6 +402,10 @@ class _Planner:
                 node,
                 "a JOIN without an equality between the new table and the ones before it",
             )
+        if left_outer:
+            # ON conditions of a LEFT JOIN decide what matches, not which rows stay
+            step = JoinStep(table, alias, left_keys, right_keys, on.sql(), True, _all_of(residual))
+            return step, []
         plan.static_sql.extend(residual_sql)
         return JoinStep(table, alias, left_keys, right_keys, on.sql()), residual
 
@@ -555,53 +613,13 @@ class _Planner:
     def _order_window(
         self, select: exp.Select, plan: LevelPlan, compiler: ExpressionCompiler
     ) -> None:
-        ctx = self.ctx
-        order = select.args.get("order")
-        outputs = {}
-        for node in select.expressions:
-            if isinstance(node, exp.Alias):
-                outputs[node.alias] = node.this
-        if order is not None:
-            for ordered in order.expressions:
-                target = ordered.this
-                if isinstance(target, exp.Column) and not target.table and target.name in outputs:
-                    target = outputs[target.name]
-                if _has_subquery(target):
-                    raise ctx.unsupported(ordered, "ORDER BY a subquery")
-                if isinstance(target, exp.Literal) and not target.is_string:
-                    raise ctx.unsupported(
-                        ordered,
-                        "ORDER BY a column position",
-                        hint="order by the expression or its output name",
-                    )
-                plan.order.append(
-                    OrderItem(
-                        compiler.value(target),
-                        bool(ordered.args.get("desc")),
-                        bool(ordered.args.get("nulls_first")),
-                        ordered.sql(),
-                    )
-                )
-        limit = select.args.get("limit")
-        if limit is not None:
-            plan.limit = self._count(limit.expression, compiler, "LIMIT")
-        offset = select.args.get("offset")
-        if offset is not None:
-            plan.offset = self._count(offset.expression, compiler, "OFFSET")
-
-    def _count(self, node: exp.Expression, compiler: ExpressionCompiler, what: str) -> int:
-        ok, value = compiler.constant(node)
-        if not ok or isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self.ctx.error(node, f"{what} needs a whole number >= 0")
-        return value
+        plan.order = order_items(select, compiler, self.ctx)
+        plan.limit, plan.offset = window_bounds(select, compiler, self.ctx)
 
     # checks -------------------------------------------------------------------------
     def _reject_unsupported(self, select: exp.Select, role: str) -> None:
         ctx = self.ctx
         for key, what in (
-            ("group", "GROUP BY"),
-            ("having", "HAVING"),
-            ("distinct", "DISTINCT"),
             ("with", "WITH"),
             ("qualify", "QUALIFY"),
             ("windows", "WINDOW"),
@@ -659,6 +677,229 @@ class _Planner:
             raise ctx.unsupported(select, "optimizer hints")
 
 
+def order_items(
+    select: exp.Select, compiler: ExpressionCompiler, ctx: CompileContext
+) -> list[OrderItem]:
+    """ORDER BY items; a bare output name means that output column (as in SQLite)."""
+    order = select.args.get("order")
+    if order is None:
+        return []
+    outputs = {n.alias: n.this for n in select.expressions if isinstance(n, exp.Alias)}
+    items = []
+    for ordered in order.expressions:
+        target = ordered.this
+        if isinstance(target, exp.Column) and not target.table and target.name in outputs:
+            target = outputs[target.name]
+        if _has_subquery(target):
+            raise ctx.unsupported(ordered, "ORDER BY a subquery")
+        if isinstance(target, exp.Literal) and not target.is_string:
+            raise ctx.unsupported(
+                ordered,
+                "ORDER BY a column position",
+                hint="order by the expression or its output name",
+            )
+        items.append(
+            OrderItem(
+                compiler.value(target),
+                bool(ordered.args.get("desc")),
+                bool(ordered.args.get("nulls_first")),
+                ordered.sql(),
+            )
+        )
+    return items
+
+
+def window_bounds(
+    select: exp.Select, compiler: ExpressionCompiler, ctx: CompileContext
+) -> tuple[int | None, int]:
+    """(LIMIT, OFFSET): whole numbers from literals or bound parameters."""
+
+    def count(node: exp.Expression, what: str) -> int:
+        ok, value = compiler.constant(node)
+        if not ok or isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ctx.error(node, f"{what} needs a whole number >= 0")
+        return value
+
+    limit = select.args.get("limit")
+    offset = select.args.get("offset")
+    return (
+        None if limit is None else count(limit.expression, "LIMIT"),
+        0 if offset is None else count(offset.expression, "OFFSET"),
+    )
+
+
+_AGGREGATES: dict[type[exp.Expression], str] = {
+    exp.Count: "count",
+    exp.Sum: "sum",
+    exp.Avg: "avg",
+    exp.Min: "min",
+    exp.Max: "max",
+}
+
+
+def _is_aggregate(select: exp.Select) -> bool:
+    return bool(
+        select.args.get("group")
+        or select.args.get("having")
+        or select.args.get("distinct")
+        or any(_has_aggregate(node) for node in select.expressions)
+    )
+
+
+class _AggregateCompiler(ExpressionCompiler):
+    """Compiles expressions over a group's output tuple.
+
+    A subexpression equal to a GROUP BY expression reads that group value; an
+    aggregate call reads its slot. A column outside both is an error (SQLite
+    would pick an arbitrary row's value; that is not maintainable).
+    """
+
+    def __init__(
+        self,
+        scope: Scope,
+        ctx: CompileContext,
+        groups: list[exp.Expression],
+        row_compiler: ExpressionCompiler,
+    ):
+        super().__init__(scope, ctx)
+        self.group_sql = {node.sql(): i for i, node in enumerate(groups)}
+        self.row_compiler = row_compiler
+        self.aggregates: list[AggregateSpec] = []
+        self.aggregate_sql: dict[str, int] = {}
+
+    def value(self, node: exp.Expression) -> RowFn:
+        text = node.sql()
+        index = self.group_sql.get(text)
+        if index is not None:
+            return lambda out: out[index]
+        kind = _AGGREGATES.get(type(node))
+        if kind is not None:
+            slot = len(self.group_sql) + self._aggregate(node, kind, text)
+            return lambda out: out[slot]
+        if isinstance(node, exp.AggFunc):
+            raise self.ctx.unsupported(node, f"aggregate function {node.key.upper()}")
+        if isinstance(node, exp.Column) and not _is_param_column(node):
+            raise self.ctx.error(
+                node,
+                f"column {node.sql()} must appear in GROUP BY or inside an aggregate",
+            )
+        return super().value(node)
+
+    def _aggregate(self, node: exp.Expression, kind: str, text: str) -> int:
+        if text in self.aggregate_sql:
+            return self.aggregate_sql[text]
+        arg_node = node.this
+        distinct = isinstance(arg_node, exp.Distinct)
+        if distinct:
+            if kind != "count" or len(arg_node.expressions) != 1:
+                raise self.ctx.unsupported(node, f"{text} (DISTINCT only with COUNT(x))")
+            arg_node = arg_node.expressions[0]
+        if getattr(node, "expressions", None):
+            raise self.ctx.unsupported(node, f"{kind.upper()} with several arguments")
+        if isinstance(arg_node, exp.Star) or arg_node is None:
+            if kind != "count":
+                raise self.ctx.error(node, f"{kind.upper()}(*) is not valid SQL")
+            arg = None
+        else:
+            if _has_aggregate(arg_node) or _has_subquery(arg_node):
+                raise self.ctx.unsupported(node, "an aggregate of an aggregate or subquery")
+            arg = self.row_compiler.value(arg_node)
+        self.aggregates.append(AggregateSpec(kind, arg, distinct, text))
+        self.aggregate_sql[text] = len(self.aggregates) - 1
+        return len(self.aggregates) - 1
+
+
+def _is_param_column(node: exp.Column) -> bool:
+    first = node.parts[0] if node.parts else None
+    return (
+        isinstance(first, exp.Identifier)
+        and not first.args.get("quoted")
+        and first.name.startswith("$")
+    )
+
+
+class _AggregatePlanner:
+    """Plans GROUP BY, aggregates, HAVING and DISTINCT of a view's top level."""
+
+    def __init__(self, ctx: CompileContext, scope: Scope):
+        self.ctx = ctx
+        self.scope = scope
+
+    def plan(self, select: exp.Select) -> AggregatePlan:
+        ctx, scope = self.ctx, self.scope
+        rows = ExpressionCompiler(scope, ctx)
+        distinct = bool(select.args.get("distinct"))
+        group = select.args.get("group")
+        group_nodes: list[exp.Expression] = list(group.expressions) if group else []
+        if distinct:
+            if select.args["distinct"].args.get("on"):
+                raise ctx.unsupported(select, "DISTINCT ON")
+            if group_nodes or any(_has_aggregate(n) for n in select.expressions):
+                raise ctx.unsupported(select, "DISTINCT together with GROUP BY or aggregates")
+            group_nodes = []
+            for node in select.expressions:
+                target = node.this if isinstance(node, exp.Alias) else node
+                if isinstance(target, exp.Star) or (
+                    isinstance(target, exp.Column) and isinstance(target.this, exp.Star)
+                ):
+                    raise ctx.unsupported(node, "SELECT DISTINCT *", hint="name the columns")
+                group_nodes.append(target)
+        for node in group_nodes:
+            if _has_subquery(node) or _has_aggregate(node):
+                raise ctx.unsupported(node, "a subquery or aggregate in GROUP BY")
+            if isinstance(node, exp.Literal) and not node.is_string:
+                raise ctx.unsupported(node, "GROUP BY a column position")
+        group_fns = [rows.value(node) for node in group_nodes]
+        out = _AggregateCompiler(scope, ctx, group_nodes, rows)
+        items: list[tuple[str, RowFn]] = []
+        names: set[str] = set()
+        for node in select.expressions:
+            alias = node.alias if isinstance(node, exp.Alias) else None
+            target = node.this if isinstance(node, exp.Alias) else node
+            if isinstance(target, exp.Star) or (
+                isinstance(target, exp.Column) and isinstance(target.this, exp.Star)
+            ):
+                raise ctx.unsupported(node, "* in an aggregate view", hint="name the columns")
+            if _nested_subquery(target) is not None or _has_subquery(target):
+                raise ctx.unsupported(node, "a subquery in an aggregate view's select list")
+            name = alias or (target.name if isinstance(target, exp.Column) else None)
+            if not name:
+                raise ctx.error(
+                    node,
+                    "an expression in the select list needs a name",
+                    hint=f"add AS name: {target.sql()} AS name",
+                )
+            if name in names:
+                raise ctx.error(node, f"two select items are named {name!r}")
+            names.add(name)
+            items.append((name, out.value(target)))
+        having_node = select.args.get("having")
+        having = out.truth(having_node.this, True) if having_node is not None else None
+        order = order_items(select, out, ctx)
+        limit, offset = window_bounds(select, out, ctx)
+        described = [
+            ("distinct" if distinct else "aggregate")
+            + f" by [{', '.join(n.sql() for n in group_nodes)}]"
+            + (f" computing [{', '.join(a.sql for a in out.aggregates)}]" if out.aggregates else "")
+        ]
+        if having_node is not None:
+            described.insert(0, f"having [{having_node.this.sql()}]")
+        if limit is not None or offset:
+            described.insert(0, f"top-k limit={limit} offset={offset}")
+        return AggregatePlan(
+            group_fns,
+            out.aggregates,
+            items,
+            having,
+            order,
+            limit,
+            offset,
+            grouped=bool(group_nodes),
+            distinct=distinct,
+            sql=described,
+        )
+
+
 def _nested_subquery(node: exp.Expression) -> tuple[exp.Subquery, bool] | None:
     if isinstance(node, exp.Subquery):
         return node, False
@@ -679,6 +920,12 @@ def _has_aggregate(node: exp.Expression) -> bool:
 
 def _all(parts: list[TruthFn]) -> TruthFn:
     return lambda row: all(p(row) for p in parts)
+
+
+def _all_of(parts: list[TruthFn]) -> TruthFn | None:
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else _all(parts)
 
 
 def _key_function(fns: list[RowFn]) -> Callable[[tuple[Any, ...]], Any]:

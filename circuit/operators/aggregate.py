@@ -1,0 +1,257 @@
+"""GROUP BY aggregates and DISTINCT, maintained in place per group.
+
+Each group keeps a running state per aggregate: counts; exact sums (integers
+as Python ints, floats as a :class:`fractions.Fraction`, so that retracting a
+value never leaves rounding drift and the result equals a fresh sum);
+value counters for ``COUNT(DISTINCT x)``; and a sorted multiset for
+``MIN``/``MAX``, so that deleting the current extreme finds the next one in
+O(log n) without rescanning the group. A group's output is the tuple
+``(group values..., aggregate values...)``; the stage emits the change of
+output rows (after HAVING) keyed by the row's member id, then orders and
+windows them like any level.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from collections.abc import Callable
+from typing import Any
+
+from sortedcontainers import SortedDict
+
+from ..sql.keys import hash_key
+from ..sql.plan import AggregatePlan, AggregateSpec, LevelPlan, OrderItem
+from ..sql.values import add, canonical_json, sort_key
+from . import Delta, Row
+from .window import GroupWindow, Visible
+
+
+class _Sum:
+    """SUM/AVG state: SQLite's rules (integer sum of integers, else real)."""
+
+    __slots__ = ("count", "exact", "int_sum", "reals")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.int_sum = 0
+        self.exact = Fraction(0)
+        self.reals = 0
+
+    def add(self, value: Any, sign: int) -> None:
+        if value is None:
+            return
+        self.count += sign
+        if isinstance(value, int):  # bool included: 1/0
+            self.int_sum += sign * int(value)
+            return
+        self.reals += sign
+        self.exact += sign * Fraction(_real(value))
+
+    def total(self) -> Any:
+        if self.count == 0:
+            return None
+        if self.reals == 0:
+            return self.int_sum
+        return float(self.exact + self.int_sum)
+
+    def average(self) -> Any:
+        if self.count == 0:
+            return None
+        return float((self.exact + self.int_sum) / self.count)
+
+
+def _real(value: Any) -> float:
+    """A non-integer SUM input as SQLite converts it (text by its numeric prefix)."""
+    if isinstance(value, float):
+        return value
+    converted = add(0.0, value)
+    return float(converted) if converted is not None else 0.0
+
+
+class _Extremes:
+    """MIN/MAX state: a sorted multiset of non-NULL values."""
+
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values: SortedDict = SortedDict()
+
+    def add(self, value: Any, sign: int) -> None:
+        if value is None:
+            return
+        key = sort_key(value)
+        slot = self.values.get(key)
+        if sign > 0:
+            if slot is None:
+                self.values[key] = [1, value]
+            else:
+                slot[0] += 1
+        elif slot is not None:
+            slot[0] -= 1
+            if not slot[0]:
+                del self.values[key]
+
+    def least(self) -> Any:
+        return self.values.peekitem(0)[1][1] if self.values else None
+
+    def greatest(self) -> Any:
+        return self.values.peekitem(-1)[1][1] if self.values else None
+
+
+class _Distinct:
+    """COUNT(DISTINCT x) state: how often each non-NULL value occurs."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: dict[Any, int] = {}
+
+    def add(self, value: Any, sign: int) -> None:
+        if value is None:
+            return
+        key = hash_key(value)
+        count = self.counts.get(key, 0) + sign
+        if count:
+            self.counts[key] = count
+        else:
+            del self.counts[key]
+
+
+class _Count:
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, value: Any, sign: int) -> None:
+        if value is not None:
+            self.count += sign
+
+
+def _new_state(spec: AggregateSpec) -> Any:
+    if spec.kind == "count":
+        return _Distinct() if spec.distinct else _Count()
+    if spec.kind in ("sum", "avg"):
+        return _Sum()
+    return _Extremes()
+
+
+def _result(spec: AggregateSpec, state: Any, rows: int) -> Any:
+    kind = spec.kind
+    if kind == "count":
+        if spec.arg is None:
+            return rows
+        return len(state.counts) if spec.distinct else state.count
+    if kind == "sum":
+        return state.total()
+    if kind == "avg":
+        return state.average()
+    if kind == "min":
+        return state.least()
+    return state.greatest()
+
+
+class _Group:
+    __slots__ = ("member_id", "output", "rows", "states", "values")
+
+    def __init__(self, values: list[Any], member_id: str, specs: list[AggregateSpec]):
+        self.values = values
+        self.member_id = member_id
+        self.rows = 0
+        self.states = [_new_state(spec) for spec in specs]
+        self.output: tuple[Any, ...] | None = None
+
+
+class AggregateStage:
+    """Groups a level's visible rows and maintains their aggregate rows."""
+
+    def __init__(self, plan: AggregatePlan, view: str):
+        self.plan = plan
+        self.view = view
+        self.specs = plan.aggregates
+        self.groups: dict[Any, _Group] = {}
+        self.window = GroupWindow(_output_level(plan.order, plan.limit, plan.offset))
+        self.started = False
+
+    def state_rows(self) -> int:
+        return len(self.groups) + self.window.state_rows()
+
+    def _group(self, row: Row) -> tuple[Any, _Group]:
+        values = [fn(row) for fn in self.plan.group_fns]
+        key = tuple(None if v is None else hash_key(v) for v in values)
+        group = self.groups.get(key)
+        if group is None:
+            member_id = f"{self.view}:{canonical_json(values)}"
+            group = self.groups[key] = _Group(values, member_id, self.specs)
+        return key, group
+
+    def process(self, visible: Visible) -> Visible:
+        """Fold the level's visible changes into the groups; return output row changes."""
+        touched: dict[Any, _Group] = {}
+        specs = self.specs
+        for _ck, _key, old, new in visible:
+            for row, sign in ((old, -1), (new, 1)):
+                if row is None:
+                    continue
+                gkey, group = self._group(row)
+                touched[gkey] = group
+                group.rows += sign
+                for spec, state in zip(specs, group.states, strict=True):
+                    if spec.arg is not None:
+                        state.add(spec.arg(row), sign)
+        if not self.started:
+            self.started = True
+            if not self.plan.grouped:
+                gkey, group = self._group(())
+                touched[gkey] = group
+        delta: Delta = {}
+        plan = self.plan
+        for gkey, group in touched.items():
+            output: tuple[Any, ...] | None = None
+            if group.rows > 0 or not plan.grouped:
+                output = tuple(group.values) + tuple(
+                    _result(spec, state, group.rows)
+                    for spec, state in zip(specs, group.states, strict=True)
+                )
+                if plan.having is not None and not plan.having(output):
+                    output = None
+            before = group.output
+            if group.rows <= 0 and plan.grouped:
+                del self.groups[gkey]
+            if before == output and (before is None or _same_types(before, output)):
+                continue
+            group.output = output
+            delta[(group.member_id,)] = (
+                None if before is None else (before,),
+                None if output is None else (output,),
+            )
+        return self.window.process(delta) if delta else []
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Output rows: ORDER BY order (window), else sorted by canonical JSON."""
+        visible = self.window.visible_rows(())
+        items = self.plan.items
+        if self.plan.order and not self.plan.windowed:
+            sort = self.window.sort_key
+            visible.sort(key=lambda kr: sort(kr[1], kr[0]))
+        rows = [{name: fn(row[0]) for name, fn in items} for _, row in visible]
+        if not self.plan.order:
+            rows.sort(key=canonical_json)
+        return rows
+
+
+def _same_types(a: tuple[Any, ...] | None, b: tuple[Any, ...] | None) -> bool:
+    assert a is not None and b is not None
+    return all(type(x) is type(y) for x, y in zip(a, b, strict=True))
+
+
+def _on_output(fn: Callable[[Any], Any]) -> Callable[[Row], Any]:
+    return lambda row: fn(row[0])
+
+
+def _output_level(order: list[OrderItem], limit: int | None, offset: int) -> LevelPlan:
+    """A level plan whose window orders aggregate output tuples (rows are ``(tuple,)``)."""
+    wrapped = [
+        OrderItem(_on_output(item.fn), item.desc, item.nulls_first, item.sql) for item in order
+    ]
+    return LevelPlan(sources=[("", "")], order=wrapped, limit=limit, offset=offset)
