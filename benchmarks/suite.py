@@ -290,9 +290,15 @@ def _row(m: Mutation, names: tuple[str, ...]) -> tuple[Any, ...]:
 
 
 def _insert(con: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert rows as one statement of column lists: DuckDB's fast bulk path without pandas.
+
+    ``executemany`` costs about a millisecond per row, which would measure the
+    driver rather than the database.
+    """
     if rows:
-        marks = ",".join("?" * len(rows[0]))
-        con.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        unnest = ", ".join("unnest(?)" for _ in columns)
+        con.execute(f"INSERT INTO {table} SELECT {unnest}", columns)
 
 
 # -- (b) state and (c) views -----------------------------------------------------
