@@ -58,22 +58,28 @@ class Circuit:
         self._registered = 0
         self.last_stats = BatchStats()
 
-    def load(self, records: Iterable[Mutation]) -> int:
+    def load(self, records: Iterable[Mutation]) -> BatchStats:
         """Load records into the tables without propagating or counting an ingest call.
 
         For the state a recording starts from (``--initial``): views
         registered afterwards build from it. Views already registered are not
-        told, so load before registering. Returns the number of records applied.
+        told, so load before registering. The stats count entries, the records
+        applied (``entries_after_coalesce``), no-ops and anomalies.
         """
         if self._views:
             raise CircuitError("load() is for the initial state: call it before registering views")
-        applied = 0
+        stats = BatchStats()
+        anomalies = stats.anomalies
         for m in records:
             if m.op not in DATA_OPS or m.table is None or m.id is None:
                 raise CircuitError(f"load() takes data entries, got {m.op}")
-            outcome = self._tables.apply(m, self.strict)[1]
-            applied += outcome is APPLIED
-        return applied
+            anomaly, outcome = self._tables.apply(m, self.strict)[:2]
+            stats.entries_received += 1
+            stats.entries_after_coalesce += outcome is APPLIED
+            stats.noop_updates += outcome is NOOP
+            if anomaly is not None:
+                anomalies[anomaly] = anomalies.get(anomaly, 0) + 1
+        return stats
 
     # views ---------------------------------------------------------------------
     def register_view(
@@ -116,6 +122,7 @@ class Circuit:
         self._seq += 1
         members = sorted(view.member_refs)
         if format == FLAT:
+            view.metrics.updates_emitted += 1
             return self._flat_update(view, members)
         if not members:
             return None
@@ -400,7 +407,6 @@ class Circuit:
     def _flat_update(self, view: View, members: list[str]) -> ViewUpdate:
         versions = self._tables.versions
         version = view.member_version
-        view.metrics.updates_emitted += 1
         return ViewUpdate(
             view.name,
             self._seq,

@@ -52,11 +52,10 @@ class ViewUpdate:
 
 def result_hash(sorted_ids: list[str]) -> str:
     """BLAKE3 hex of the sorted member ids, each followed by one NUL byte."""
-    hasher = blake3()
-    for member_id in sorted_ids:
-        hasher.update(member_id.encode("utf-8", "surrogatepass"))
-        hasher.update(b"\0")
-    return hasher.hexdigest()
+    if not sorted_ids:
+        return EMPTY_HASH
+    text = "\0".join(sorted_ids) + "\0"
+    return blake3(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(slots=True)

@@ -89,8 +89,12 @@ def gen(
     ] = None,
     aggregates: Annotated[
         bool,
-        typer.Option("--aggregates", help="forum: add GROUP BY count and NOT EXISTS views."),
-    ] = False,
+        typer.Option(
+            "--aggregates/--no-aggregates",
+            help="forum: include the GROUP BY (comment counts, latest reply) and NOT EXISTS "
+            "(unanswered threads) views among the templates.",
+        ),
+    ] = True,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar, no summary.")
     ] = False,

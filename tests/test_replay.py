@@ -89,6 +89,14 @@ class FakeCircuit:
     def unregister_view(self, name: str) -> None:
         del self.views[name]
 
+    def load(self, records: Iterable[Mutation]) -> BatchStats:
+        """Like ``Circuit.load``: apply without an ingest call (no seq)."""
+        self.calls.append(("load", 0))
+        seq = self._seq
+        stats = self._apply(list(records)).stats
+        self._seq = seq
+        return stats
+
     def view_names(self) -> list[str]:
         return list(self.views)
 

@@ -103,11 +103,9 @@ def test_views_file_holds_only_create_view(tmp_path: Path, name: str) -> None:
             assert lines[index + 1].startswith("CREATE VIEW ")
 
 
-def test_forum_aggregates_are_behind_the_flag(tmp_path: Path) -> None:
-    plain = SCENARIOS["forum"].views(Sizes(rows=100, mutations=0, views=7))
-    with_aggregates = SCENARIOS["forum"].views(
-        Sizes(rows=100, mutations=0, views=7, aggregates=True)
-    )
+def test_forum_aggregates_can_be_left_out(tmp_path: Path) -> None:
+    plain = SCENARIOS["forum"].views(Sizes(rows=100, mutations=0, views=8, aggregates=False))
+    with_aggregates = SCENARIOS["forum"].views(Sizes(rows=100, mutations=0, views=8))
     assert not any("GROUP BY" in v.sql or "NOT EXISTS" in v.sql for v in plain)
     assert any("GROUP BY" in v.sql for v in with_aggregates)
     assert any("NOT EXISTS" in v.sql for v in with_aggregates)
@@ -133,7 +131,7 @@ def test_entries_are_generated_lazily(name: str) -> None:
 
 def test_bundled_forum_fixture_is_reproducible(tmp_path: Path) -> None:
     """The committed fixture is exactly what the command in fixtures/README.md writes."""
-    views_sql, log = generate(tmp_path, "forum", 1, Sizes(rows=3000, mutations=9000, views=5))
+    views_sql, log = generate(tmp_path, "forum", 1, Sizes(rows=3000, mutations=9000, views=8))
     assert views_sql == (FIXTURES / "forum" / VIEWS_FILE).read_bytes()
     assert log == (FIXTURES / "forum" / LOG_FILE).read_bytes()
 
@@ -219,8 +217,6 @@ def test_cli_help_ends_with_examples() -> None:
 def test_generated_views_register(tmp_path: Path, name: str) -> None:
     """Every generated view is inside the SQL subset: the engine registers it."""
     sizes = SMALL[name]
-    if name == "forum":
-        sizes = Sizes(sizes.rows, sizes.mutations, sizes.views)  # aggregates land later
     write_workload(SCENARIOS[name], tmp_path, seed=1, sizes=sizes)
     engine = Circuit()
     names = []

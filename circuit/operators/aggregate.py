@@ -13,8 +13,8 @@ windows them like any level.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 from sortedcontainers import SortedDict

@@ -57,7 +57,7 @@ def views(sizes: Sizes) -> list[ViewDef]:
     threads = max(1, sizes.rows // 5)
     templates = [_latest, _detail, _with_authors, _matching, _of_active_users]
     if sizes.aggregates:
-        templates += [_comment_counts, _unanswered]
+        templates += [_comment_counts, _latest_reply, _unanswered]
     out = []
     for index in range(sizes.views):
         round_, which = divmod(index, len(templates))
@@ -128,6 +128,16 @@ def _comment_counts(round_: int, threads: int) -> ViewDef:
         "SELECT thread, COUNT(*) AS comments FROM comment GROUP BY thread"
         + (f" HAVING COUNT(*) > {round_}" if round_ else ""),
         "Comments per thread: GROUP BY with a count.",
+    )
+
+
+def _latest_reply(round_: int, threads: int) -> ViewDef:
+    return ViewDef(
+        "latest_reply",
+        "SELECT thread, MAX(created_at) AS last_reply, COUNT(DISTINCT author) AS authors\n"
+        "FROM comment GROUP BY thread ORDER BY last_reply DESC LIMIT "
+        f"{5 * (round_ + 1)}",
+        "The threads with the latest replies: MAX and COUNT(DISTINCT) per thread, top-k.",
     )
 
 
@@ -306,7 +316,7 @@ class _Forum:
 SCENARIO = Scenario(
     name="forum",
     summary="users, threads and comments; top-k, nested-subquery, join, LIKE and IN views",
-    defaults=Sizes(rows=6_000, mutations=14_000, views=5),
+    defaults=Sizes(rows=6_000, mutations=14_000, views=8),
     min_rows=3,
     views=views,
     entries=entries,

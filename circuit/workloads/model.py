@@ -35,7 +35,7 @@ class Sizes:
     rows: int
     mutations: int
     views: int
-    aggregates: bool = False
+    aggregates: bool = True
 
 
 @dataclass(frozen=True, slots=True)

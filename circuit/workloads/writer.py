@@ -46,7 +46,7 @@ def command_line(scenario: Scenario, seed: int, sizes: Sizes) -> str:
         f"ssp gen {scenario.name} --seed {seed} --rows {sizes.rows}"
         f" --mutations {sizes.mutations} --views {sizes.views}"
     )
-    return line + (" --aggregates" if sizes.aggregates else "")
+    return line + ("" if sizes.aggregates else " --no-aggregates")
 
 
 def render_views(scenario: Scenario, seed: int, sizes: Sizes, views: Iterable[ViewDef]) -> str:
