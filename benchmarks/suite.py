@@ -45,6 +45,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -343,47 +344,42 @@ Case = tuple[str, str, str, Callable[[], Measure | None]]
 
 
 def cases(config: Config) -> list[Case]:
+    """Every case in run order: W1 by batch size, then state sizes, then view counts."""
     out: list[Case] = []
     custs, orders = w1_log(config.customers, config.orders, config.seed)
     for batch in config.batches:
         label = "single" if batch == 1 else f"batch {batch:,}"
-        out.append(("W1", label, "engine", lambda b=batch: engine_w1(custs, orders, b)))
-        out.append(("W1", label, "hand-written", lambda b=batch: hand_w1(custs, orders, b)))
-        out.append(
+        out += [
+            ("W1", label, "engine", partial(engine_w1, custs, orders, batch)),
+            ("W1", label, "hand-written", partial(hand_w1, custs, orders, batch)),
             (
                 "W1",
                 label,
                 "duckdb",
-                lambda b=batch: duckdb_w1(custs, orders, b, config.duckdb_samples),
-            )
-        )
+                partial(duckdb_w1, custs, orders, batch, config.duckdb_samples),
+            ),
+        ]
     for records in config.state_sizes:
         sizes = Sizes(rows=records, mutations=config.state_mutations, views=5)
         label = f"{records:,} records"
-        out.append(
-            ("state", label, "engine", lambda s=sizes: engine_forum(s, STATE_BATCH, config.seed))
+        reference = partial(
+            hand_state, records, config.state_mutations, config.customers, config.seed
         )
-        out.append(
-            (
-                "state",
-                label,
-                "hand-written",
-                lambda r=records: hand_state(
-                    r, config.state_mutations, config.customers, config.seed
-                ),
-            )
-        )
+        out += [
+            ("state", label, "engine", partial(engine_forum, sizes, STATE_BATCH, config.seed)),
+            ("state", label, "hand-written", reference),
+        ]
     for count in config.view_counts:
         sizes = Sizes(config.view_records, config.view_mutations, count, aggregates=True)
-        for fmt in ("streaming", "flat"):
-            out.append(
-                (
-                    "views",
-                    f"{count} views",
-                    f"engine {fmt}",
-                    lambda s=sizes, f=fmt: engine_forum(s, VIEWS_BATCH, config.seed, f),
-                )
+        out += [
+            (
+                "views",
+                f"{count} views",
+                f"engine {fmt}",
+                partial(engine_forum, sizes, VIEWS_BATCH, config.seed, fmt),
             )
+            for fmt in ("streaming", "flat")
+        ]
     return out
 
 

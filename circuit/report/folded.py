@@ -94,15 +94,16 @@ class FoldedFormatError(ValueError):
 
 
 def parse_folded(text: str) -> list[Stack]:
-    """Read folded stacks back (blank lines skipped); the inverse of :func:`render_folded`."""
+    """Read folded stacks (blank lines skipped): the inverse of :func:`render_folded`."""
     stacks = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         frames, sep, weight = line.rpartition(" ")
-        if not sep or not frames or not weight.isdigit():
+        if not sep or not weight.isdigit():
             raise FoldedFormatError(f"line {number}: expected 'frame;frame WEIGHT', got {line!r}")
-        stacks.append(Stack(tuple(frames.split(";")), int(weight)))
+        # py-spy writes samples with no Python frame (an idle moment) as " N": an empty stack
+        stacks.append(Stack(tuple(frames.split(";")) if frames else (), int(weight)))
     return stacks
 
 
