@@ -37,9 +37,9 @@ EXIT_USAGE = 2
 EXAMPLES = """Examples:
 
 ssp bench views.sql log.jsonl --matrix mode=single,batch,deferred --repeat 5
-ssp bench views.sql log.jsonl --matrix batch_size=10,100,1000 --report bench.json
-ssp bench views.sql log.jsonl --matrix mode=batch,deferred --matrix coalesce=true,false
-ssp bench views.sql log.jsonl --mode deferred --matrix flush-every=10,100 --markdown summary.md
+ssp bench views.sql log.jsonl --matrix batch_size=10,100,1000 --report b.json
+ssp bench views.sql log.jsonl --matrix coalesce=true,false --repeat 5
+ssp bench views.sql log.jsonl --mode deferred --matrix flush-every=10,100
 """
 
 MatrixOpt = Annotated[
