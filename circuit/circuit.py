@@ -237,17 +237,39 @@ class Circuit:
         start = clock()
         stats = BatchStats(entries_received=len(entries))
         rounds, versions_before = self._apply(entries, coalesce, stats)
+        self._seq += 1
+        updates = self.propagate(rounds, versions_before, stats)
+        stats.duration_ns = clock() - start
+        self.last_stats = stats
+        return BatchResult(updates, stats)
+
+    def propagate(
+        self,
+        rounds: list[TableChanges],
+        versions_before: dict[str, int],
+        stats: BatchStats,
+        *,
+        emit: bool = True,
+    ) -> list[ViewUpdate]:
+        """Run applied table changes through the views that read them; one call's updates.
+
+        ``rounds`` are the call's changes (one round when coalesced) as
+        ``table -> [(id, old record, new record)]``; ``versions_before`` holds
+        each written record's version before the call. With ``emit=False`` the
+        views only catch up (a replica replaying a call it already reported):
+        state and row versions advance, no update is built. Fills the
+        propagation counters of ``stats``.
+        """
+        clock = self._clock
         touched_tables: set[str] = set()
-        impacted: dict[View, None] = {}
+        impacted: dict[View, int] = {}
         for by_table in rounds:
             touched_tables.update(by_table)
             for view in self._views_reading(by_table):
-                impacted[view] = None
                 t0 = clock()
                 view.top.process(by_table, clock)
                 view.account()
-                view.metrics.time_ns += clock() - t0
-        self._seq += 1
+                impacted[view] = impacted.get(view, 0) + clock() - t0
         updates: list[ViewUpdate] = []
         ordered = list(impacted)
         if len(rounds) > 1:
@@ -255,20 +277,53 @@ class Circuit:
         for view in ordered:
             t0 = clock()
             update = self._events(view, versions_before, stats)
-            spent = clock() - t0
+            spent = clock() - t0 + impacted[view]
             metrics = view.metrics
             metrics.time_ns += spent
             metrics.invocations += 1
             metrics.incremental_updates += 1
             metrics.samples.add(spent)
-            if update is not None:
+            if update is not None and emit:
                 updates.append(update)
         stats.tables_touched = len(touched_tables)
         stats.views_impacted = len(impacted)
         stats.views_updated = len(updates)
-        stats.duration_ns = clock() - start
-        self.last_stats = stats
-        return BatchResult(updates, stats)
+        return updates
+
+    def apply_changes(
+        self, changes: list[tuple[str, str, dict[str, Any] | None, int]]
+    ) -> tuple[TableChanges, dict[str, int]]:
+        """Set records to given states: ``(table, id, record or None, version)``.
+
+        For a replica of another circuit's tables (a worker process): the
+        changes are net changes the primary already decided (anomalies,
+        coalescing), so they are stored as they are. Returns the round to
+        :meth:`propagate` and the versions before.
+        """
+        records, versions = self._tables.records, self._tables.versions
+        records_before = self._records_before
+        records_before.clear()
+        by_table: TableChanges = {}
+        versions_before: dict[str, int] = {}
+        for table, rid, record, version in changes:
+            rows = records.get(table)
+            if rows is None:
+                rows = records[table] = {}
+            old = rows.get(rid)
+            versions_before[rid] = versions.get(rid, 0)
+            records_before[rid] = (table, old)
+            if record is None:
+                rows.pop(rid, None)
+                versions.pop(rid, None)
+            else:
+                rows[rid] = record
+                versions[rid] = version
+            by_table.setdefault(table, []).append((rid, old, record))
+        return by_table, versions_before
+
+    def advance_seq(self, seq: int) -> None:
+        """Follow the primary's numbering of ingest calls (a replica skips calls)."""
+        self._seq = seq
 
     def _views_reading(self, by_table: TableChanges) -> list[View]:
         """The views that read any changed table, each once, in registration order."""

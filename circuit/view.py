@@ -329,6 +329,8 @@ class View:
         updated: list[str] = []
         deleted: list[tuple[str, int]] = []
         versions, after = self.row_versions, self.rows_after
+        assert self.top.aggregate is not None
+        project = self.top.aggregate.project
         for member, before in self.rows_before.items():
             now = after[member]
             if before is None and now is not None:
@@ -336,7 +338,11 @@ class View:
                 created.append(member)
             elif before is not None and now is None:
                 deleted.append((member, versions.pop(member)))
-            elif before is not None and now is not None and not _same_row(before, now):
+            elif (
+                before is not None
+                and now is not None
+                and not _same_row(project(before), project(now))
+            ):
                 versions[member] += 1
                 updated.append(member)
         self.rows_before.clear()

@@ -227,6 +227,10 @@ class AggregateStage:
             )
         return self.window.process(delta) if delta else []
 
+    def project(self, output: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The values a client sees of an output tuple (its select items), in order."""
+        return tuple(fn(output) for _, fn in self.plan.items)
+
     def rows(self) -> list[dict[str, Any]]:
         """Output rows: ORDER BY order (window), else sorted by canonical JSON."""
         visible = self.window.visible_rows(())
