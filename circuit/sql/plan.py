@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from ..errors import SqlError
+from ..errors import SqlError, UnsupportedSqlError
 from .compile import (
     CompileContext,
     ExpressionCompiler,
@@ -32,7 +32,7 @@ from .compile import (
     resolve_column,
 )
 from .keys import hash_key
-from .parse import parse_select
+from .parse import deep_recursion, parse_select
 
 STAR = "star"
 STAR_OF = "star_of"
@@ -239,9 +239,10 @@ def plan_view(
     select = parse_select(sql, view=name, path=path, dialect=dialect)
     ctx = CompileContext(view=name, path=path, params=dict(params or {}))
     try:
-        top = _Planner(ctx).level(select, parent=None, role="view")
+        with deep_recursion():
+            top = _Planner(ctx).level(select, parent=None, role="view")
     except RecursionError as err:
-        raise SqlError(
+        raise UnsupportedSqlError(
             "the query nests deeper than the planner supports", view=name, path=path
         ) from err
     tables = sorted(top.tables)
