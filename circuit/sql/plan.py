@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from ..errors import SqlError, UnsupportedSqlError
+from ..errors import UnsupportedSqlError
 from .compile import (
     CompileContext,
     ExpressionCompiler,
