@@ -5,7 +5,9 @@ missing field included), so ids collide, records are deleted and re-created, upd
 records across every predicate, identical updates (``2`` vs ``2.0``) are no-ops and explicit
 versions go stale. A fixed set of views covers filter, project, join, IN and NOT IN
 subqueries, nested select-list subqueries (one row, an ordered array, a LIMIT that cuts
-members off, three levels deep) and top-ks over a table and over a join.
+members off, three levels deep), top-ks over a table and over a join, and views whose
+members are their output rows (GROUP BY with HAVING and COUNT(DISTINCT), a global
+aggregate, DISTINCT).
 
 Checked, in every mode (single, batch with random split sizes, with and without
 coalescing, deferred with random flushes and a small pending limit):
@@ -28,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from conftest import by_canonical_json, flat, make_circuit, streaming
+from conftest import by_canonical_json, canonical_json, flat, make_circuit, streaming
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +40,7 @@ from circuit.oracle import Rows, get_oracle
 Record = dict[str, Any]
 Tables = dict[str, dict[str, tuple[Record, int]]]  # table -> id -> (record, version)
 Result = tuple[list[Record], set[str]]  # rows (in view order) and member ids
+Groups = dict[str, Record]  # aggregate and DISTINCT views: member id -> output row
 
 FUZZ = os.environ.get("SSP_FUZZ") == "1"
 PROPERTY = settings(
@@ -174,13 +177,57 @@ def _top2(t: Tables) -> Result:
     return [{"id": th["id"], "score": th.get("score")} for th in top], {th["id"] for th in top}
 
 
+def _groups(view: str, rows: dict[Any, Record]) -> Groups:
+    """Output rows keyed by their member id: ``VIEW:`` + canonical JSON of the key values."""
+    return {f"{view}:{canonical_json(list(key))}": row for key, row in rows.items()}
+
+
+def _by_author(t: Tables) -> Groups:
+    groups: dict[Any, list[Any]] = {}
+    for th in _threads(t):
+        groups.setdefault(th.get("author"), []).append(th.get("score"))
+    return _groups(
+        "by_author",
+        {
+            (author,): {
+                "author": author,
+                "n": len(scores),
+                "scored": sum(score is not None for score in scores),
+                "kinds": len({score for score in scores if score is not None}),  # 1 == 1.0
+            }
+            for author, scores in groups.items()
+        },
+    )
+
+
+def _busy(t: Tables) -> Groups:
+    rows = {key: row for key, row in _by_author(t).items() if row["n"] >= 2}
+    return {
+        key.replace("by_author", "busy", 1): {"author": row["author"]} for key, row in rows.items()
+    }
+
+
+def _total(t: Tables) -> Groups:
+    threads = _threads(t)
+    authored = sum(th.get("author") is not None for th in threads)
+    return _groups("total", {(): {"n": len(threads), "authored": authored}})
+
+
+def _names(t: Tables) -> Groups:
+    return _groups("names", {(us.get("name"),): {"name": us.get("name")} for us in _users(t)})
+
+
 @dataclass(frozen=True)
 class View:
+    """A view and its reference. Record-member views give ``evaluate``; views whose members
+    are their own output rows (GROUP BY, DISTINCT, aggregates) give ``groups``."""
+
     name: str
     sql: str
-    evaluate: Callable[[Tables], Result]
+    evaluate: Callable[[Tables], Result] | None = None
     ordered: bool = False  # rows in ORDER BY order rather than by canonical JSON
     format: str = "streaming"
+    groups: Callable[[Tables], Groups] | None = None
 
 
 NESTED_ONE = "SELECT *, (SELECT * FROM user WHERE id = $parent.author)[0] AS author FROM thread"
@@ -227,6 +274,19 @@ VIEWS = (
         ordered=True,
     ),
     View("nested_flat", NESTED_ONE, _nested_one, format="flat"),
+    View(
+        "by_author",
+        "SELECT author, COUNT(*) AS n, COUNT(score) AS scored, COUNT(DISTINCT score) AS kinds"
+        " FROM thread GROUP BY author",
+        groups=_by_author,
+    ),
+    View(
+        "busy",
+        "SELECT author FROM thread GROUP BY author HAVING COUNT(*) >= 2",
+        groups=_busy,
+    ),
+    View("total", "SELECT COUNT(*) AS n, COUNT(author) AS authored FROM thread", groups=_total),
+    View("names", "SELECT DISTINCT name FROM user", groups=_names),
 )
 
 
@@ -327,14 +387,9 @@ def snapshot(tables: Tables) -> Tables:
 Members = dict[str, dict[str, int]]  # view -> id -> version
 
 
-def expected_state(view: View, tables: Tables) -> tuple[list[Record], list[tuple[str, int]]]:
-    rows, ids = view.evaluate(tables)
-    versions = [(i, tables[i.partition(":")[0]][i][1]) for i in sorted(ids)]
-    return (rows if view.ordered else by_canonical_json(rows)), versions
-
-
 def record_of(tables: Tables, rid: str) -> Record | None:
-    stored = tables[rid.partition(":")[0]].get(rid)
+    """The record behind a member id (``None`` for an aggregate row's id)."""
+    stored = tables.get(rid.partition(":")[0], {}).get(rid)
     return None if stored is None else stored[0]
 
 
@@ -371,6 +426,29 @@ class Harness:
         self.states = states
         self.fed = 0  # entries handed to the circuit (queued or propagated)
         self.registered: list[View] = []
+        self.grouped: dict[str, dict[str, tuple[Record, int]]] = {}  # view -> id -> (row, v)
+
+    def advance_groups(self, view: View) -> None:
+        """Versions of output-row members: 1 when new, +1 per call that changes the row."""
+        assert view.groups is not None
+        before = self.grouped.get(view.name, {})
+        now = {}
+        for member, row in view.groups(self.states[self.applied]).items():
+            old = before.get(member)
+            now[member] = (row, 1 if old is None else old[1] + (old[0] != row))
+        self.grouped[view.name] = now
+
+    def expected(self, view: View) -> tuple[list[Record], list[tuple[str, int]]]:
+        """Rows (in ``Circuit.rows`` order) and members the view must have now."""
+        tables = self.states[self.applied]
+        if view.groups is not None:
+            groups = self.grouped[view.name]
+            rows = by_canonical_json(row for row, _ in groups.values())
+            return rows, sorted((member, version) for member, (_, version) in groups.items())
+        assert view.evaluate is not None
+        rows, ids = view.evaluate(tables)
+        versions = [(i, tables[i.partition(":")[0]][i][1]) for i in sorted(ids)]
+        return (rows if view.ordered else by_canonical_json(rows)), versions
 
     @property
     def applied(self) -> int:
@@ -385,6 +463,8 @@ class Harness:
         for view in VIEWS:
             update = self.cx.register_view(view.name, view.sql, format=view.format)
             self.registered.append(view)
+            if view.groups is not None:
+                self.advance_groups(view)
             after = dict(self.cx.members(view.name))
             want = expected_update(view, self.cx.seq, {}, after, tables, tables)
             if view.format == "flat" and want is None:
@@ -406,6 +486,9 @@ class Harness:
             assert self.members() == before
             return
         old, new = self.states[old_at], self.states[self.applied]
+        for view in self.registered:
+            if view.groups is not None:
+                self.advance_groups(view)
         after = self.members()
         want = [
             expected_update(view, self.cx.seq, before[view.name], after[view.name], old, new)
@@ -420,7 +503,7 @@ class Harness:
         model = {name: {i: rec for i, (rec, _) in recs.items()} for name, recs in tables.items()}
         assert current == {name: recs for name, recs in model.items() if recs}
         for view in self.registered:
-            rows, members = expected_state(view, tables)
+            rows, members = self.expected(view)
             assert self.cx.rows(view.name) == rows, view.name
             assert self.cx.members(view.name) == members, view.name
 
@@ -436,8 +519,16 @@ class Harness:
         finally:
             snapshot.close()
 
-    def final(self) -> dict[str, tuple[list[Record], list[tuple[str, int]]]]:
-        return {v.name: (self.cx.rows(v.name), self.cx.members(v.name)) for v in self.registered}
+    def final(self) -> dict[str, tuple[list[Record], list[Any]]]:
+        """Rows and members of every view; output-row members without their versions,
+        which count ingest calls and so differ between modes (SPEC 3.2)."""
+        return {
+            v.name: (
+                self.cx.rows(v.name),
+                [m if v.groups is None else m[0] for m in self.cx.members(v.name)],
+            )
+            for v in self.registered
+        }
 
 
 def chunks(sizes: list[int], total: int) -> Iterator[int]:
