@@ -69,3 +69,20 @@ def canonical_json(value: Any) -> str:
 def by_canonical_json(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows in the order ``Circuit.rows`` uses for a view without ORDER BY."""
     return sorted(rows, key=canonical_json)
+
+
+# --- Golden conformance cases (tests/test_conformance.py) ---------------------------------------
+
+
+import pytest  # noqa: E402  (this block is appended; the imports above belong to their owner)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--update-golden``: rewrite the conformance cases' expected files instead of comparing."""
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/conformance/*/expected_* from the engine (known-bug cases are kept); "
+        "each case reports what it rewrote as a skip (see -rs)",
+    )
