@@ -11,8 +11,8 @@ mutation, ``ingest_batch`` a call per batch (coalesced per record unless
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .errors import CircuitError, SqlError
 from .metrics import BatchStats, CircuitMetrics, Clock, ViewMetrics
@@ -24,6 +24,9 @@ from .tables import APPLIED, NOOP, Tables
 from .updates import FLAT, FORMATS, STREAMING, BatchResult, ViewUpdate, result_hash
 from .view import View
 
+if TYPE_CHECKING:
+    from .executors import Executor
+
 
 class Circuit:
     """Tables (Z-sets of records) and incrementally maintained views.
@@ -32,6 +35,9 @@ class Circuit:
     in tests); ``strict`` turns anomalies into :class:`MutationLogError`;
     ``coalesce`` (batch and deferred) nets out entries of one record within
     a call; ``pending_limit`` flushes deferred entries automatically.
+    ``executor`` (e.g. :class:`~circuit.executors.ProcessExecutor`) takes over
+    the views: this circuit keeps applying entries to its tables and hands
+    each call's net changes to it.
     """
 
     def __init__(
@@ -42,6 +48,7 @@ class Circuit:
         coalesce: bool = True,
         pending_limit: int = 10_000,
         dialect: str | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self._clock: Clock = clock if clock is not None else time.perf_counter_ns
         self.strict = strict
@@ -57,6 +64,9 @@ class Circuit:
         self._seq = 0
         self._registered = 0
         self.last_stats = BatchStats()
+        self._executor = executor
+        if executor is not None:
+            executor.attach(self)
 
     def load(self, records: Iterable[Mutation]) -> BatchStats:
         """Load records into the tables without propagating or counting an ingest call.
@@ -66,7 +76,7 @@ class Circuit:
         told, so load before registering. The stats count entries, the records
         applied (``entries_after_coalesce``), no-ops and anomalies.
         """
-        if self._views:
+        if self._views or (self._executor is not None and self._executor.view_names()):
             raise CircuitError("load() is for the initial state: call it before registering views")
         stats = BatchStats()
         anomalies = stats.anomalies
@@ -99,10 +109,12 @@ class Circuit:
         """
         if format not in FORMATS:
             raise SqlError(f"unknown format {format!r} (streaming or flat)", view=name, path=path)
+        if self._executor is not None:
+            return self._executor.register_view(name, sql, params, format, path=path)
         plan = plan_view(name, sql, params, path=path, dialect=self.dialect)
         if name in self._views:
             self.unregister_view(name)
-        view = View(plan, format, dict(params) if params else None)
+        view = View(plan, format, dict(params) if params else None, self._tables)
         self._registered += 1
         view.order = self._registered
         metrics = self._view_metrics.get(name)
@@ -110,7 +122,7 @@ class Circuit:
             view.metrics = metrics
         self._view_metrics[name] = view.metrics
         start = self._clock()
-        view.top.initial(self._tables.records, self._clock)
+        view.top.initial(self._clock)
         view.account()
         view.member_before.clear()
         if view.synthetic:
@@ -137,6 +149,8 @@ class Circuit:
 
     def unregister_view(self, name: str) -> None:
         """Drop a view without events."""
+        if self._executor is not None:
+            return self._executor.unregister_view(name)
         if name not in self._views:
             raise CircuitError(f"no view named {name!r}")
         del self._views[name]
@@ -144,6 +158,8 @@ class Circuit:
 
     def view_names(self) -> list[str]:
         """Registered views in registration order."""
+        if self._executor is not None:
+            return self._executor.view_names()
         return list(self._views)
 
     def _rebuild_dependents(self) -> None:
@@ -238,14 +254,17 @@ class Circuit:
         stats = BatchStats(entries_received=len(entries))
         rounds, versions_before = self._apply(entries, coalesce, stats)
         self._seq += 1
-        updates = self.propagate(rounds, versions_before, stats)
+        if self._executor is not None:
+            updates = self._executor.propagate(rounds, versions_before, stats, entries)
+        else:
+            updates = self.propagate(rounds, versions_before, stats)
         stats.duration_ns = clock() - start
         self.last_stats = stats
         return BatchResult(updates, stats)
 
     def propagate(
         self,
-        rounds: list[TableChanges],
+        rounds: Iterable[TableChanges],
         versions_before: dict[str, int],
         stats: BatchStats,
         *,
@@ -263,7 +282,9 @@ class Circuit:
         clock = self._clock
         touched_tables: set[str] = set()
         impacted: dict[View, int] = {}
+        count = 0
         for by_table in rounds:
+            count += 1
             touched_tables.update(by_table)
             for view in self._views_reading(by_table):
                 t0 = clock()
@@ -272,7 +293,7 @@ class Circuit:
                 impacted[view] = impacted.get(view, 0) + clock() - t0
         updates: list[ViewUpdate] = []
         ordered = list(impacted)
-        if len(rounds) > 1:
+        if count > 1:
             ordered.sort(key=_registration_order)
         for view in ordered:
             t0 = clock()
@@ -291,18 +312,22 @@ class Circuit:
         return updates
 
     def apply_changes(
-        self, changes: list[tuple[str, str, dict[str, Any] | None, int]]
+        self, changes: list[tuple[str, str, dict[str, Any] | None, int]], *, continued: bool = False
     ) -> tuple[TableChanges, dict[str, int]]:
         """Set records to given states: ``(table, id, record or None, version)``.
 
         For a replica of another circuit's tables (a worker process): the
         changes are net changes the primary already decided (anomalies,
         coalescing), so they are stored as they are. Returns the round to
-        :meth:`propagate` and the versions before.
+        :meth:`propagate` and the versions before. ``continued`` marks a later
+        round of the same call (``--no-coalesce``): the records before the call
+        stay those before its first round.
         """
-        records, versions = self._tables.records, self._tables.versions
+        store = self._tables
+        records, versions = store.records, store.versions
         records_before = self._records_before
-        records_before.clear()
+        if not continued:
+            records_before.clear()
         by_table: TableChanges = {}
         versions_before: dict[str, int] = {}
         for table, rid, record, version in changes:
@@ -311,13 +336,15 @@ class Circuit:
                 rows = records[table] = {}
             old = rows.get(rid)
             versions_before[rid] = versions.get(rid, 0)
-            records_before[rid] = (table, old)
+            records_before.setdefault(rid, (table, old))
             if record is None:
                 rows.pop(rid, None)
                 versions.pop(rid, None)
             else:
                 rows[rid] = record
                 versions[rid] = version
+            if table in store.indexes:
+                store.reindex(table, rid, old, record)
             by_table.setdefault(table, []).append((rid, old, record))
         return by_table, versions_before
 
@@ -339,22 +366,53 @@ class Circuit:
 
     def _apply(
         self, entries: list[Mutation], coalesce: bool, stats: BatchStats
-    ) -> tuple[list[TableChanges], dict[str, int]]:
-        """Apply entries to the tables; return the rounds of net changes to propagate.
+    ) -> tuple[Iterable[TableChanges], dict[str, int]]:
+        """Apply entries to the tables; return the rounds of changes to propagate.
 
         Coalesced, a call is one round holding each record's net change (first
-        old state to last new state); without coalescing every applied entry
-        is a round of its own.
+        old state to last new state). Without coalescing every applied entry
+        is a round of its own, and the rounds are a generator: each entry is
+        applied only when the previous round has been propagated, so views
+        (and the field indexes they read) always see the state of their round.
+        ``versions_before`` fills as the rounds are consumed.
         """
-        apply, strict = self._tables.apply, self.strict
         versions_before: dict[str, int] = {}
-        records_before = self._records_before
-        records_before.clear()
+        self._records_before.clear()
+        if not coalesce:
+            return self._one_by_one(entries, stats, versions_before), versions_before
         net: dict[str, list[Any]] = {}
-        rounds: list[TableChanges] = []
+        for m, old, new in self._applied(entries, stats, versions_before):
+            change = net.get(m.id)  # type: ignore[arg-type]
+            if change is None:
+                net[m.id] = [m.table, old, new]  # type: ignore[index]
+            else:
+                change[2] = new
+        by_table: TableChanges = {}
+        versions = self._tables.versions
+        for rid, (table, old, new) in net.items():
+            if old is new and versions.get(rid, 0) == versions_before[rid]:
+                continue  # created and deleted within the call
+            by_table.setdefault(table, []).append((rid, old, new))
+        stats.entries_after_coalesce = sum(len(c) for c in by_table.values())
+        return ([by_table] if by_table else []), versions_before
+
+    def _one_by_one(
+        self, entries: list[Mutation], stats: BatchStats, versions_before: dict[str, int]
+    ) -> Iterator[TableChanges]:
+        for m, old, new in self._applied(entries, stats, versions_before):
+            stats.entries_after_coalesce += 1
+            yield {m.table: [(m.id, old, new)]}  # type: ignore[dict-item, list-item]
+
+    def _applied(
+        self, entries: list[Mutation], stats: BatchStats, versions_before: dict[str, int]
+    ) -> Iterator[tuple[Mutation, dict[str, Any] | None, dict[str, Any] | None]]:
+        """Apply entries one at a time; yield those that changed a record, counting the rest."""
+        apply, strict = self._tables.apply, self.strict
+        records_before = self._records_before
         anomalies = stats.anomalies
         for m in entries:
-            rid = m.id
+            if m.table is None or m.id is None:
+                raise CircuitError(f"a {m.op} entry needs a table and an id")
             anomaly, outcome, old, old_version, new = apply(m, strict)
             if anomaly is not None:
                 anomalies[anomaly] = anomalies.get(anomaly, 0) + 1
@@ -362,28 +420,11 @@ class Circuit:
                 if outcome is NOOP:
                     stats.noop_updates += 1
                 continue
-            assert rid is not None and m.table is not None
+            rid = m.id
             if rid not in versions_before:
                 versions_before[rid] = old_version
                 records_before[rid] = (m.table, old)
-                net[rid] = [m.table, old, new]
-            elif coalesce:
-                net[rid][2] = new
-            if not coalesce:
-                rounds.append({m.table: [(rid, old, new)]})
-        if coalesce:
-            by_table: TableChanges = {}
-            versions = self._tables.versions
-            for rid, (table, old, new) in net.items():
-                if old is new and versions.get(rid, 0) == versions_before[rid]:
-                    continue  # created and deleted within the call
-                by_table.setdefault(table, []).append((rid, old, new))
-            stats.entries_after_coalesce = sum(len(c) for c in by_table.values())
-            if by_table:
-                rounds.append(by_table)
-        else:
-            stats.entries_after_coalesce = len(rounds)
-        return rounds, versions_before
+            yield m, old, new
 
     def _events(
         self, view: View, versions_before: dict[str, int], stats: BatchStats
@@ -473,10 +514,14 @@ class Circuit:
     # state ---------------------------------------------------------------------------
     def rows(self, view: str) -> list[dict[str, Any]]:
         """The view's rows: ORDER BY order, else sorted by canonical JSON."""
+        if self._executor is not None:
+            return self._executor.rows(view)
         return self._view(view).rows()
 
     def members(self, view: str) -> list[tuple[str, int]]:
         """``(id, version)`` of every member, sorted by id."""
+        if self._executor is not None:
+            return self._executor.members(view)
         versions = self._tables.versions
         found = self._view(view)
         return [(rid, found.member_version(rid, versions)) for rid in sorted(found.member_refs)]
@@ -490,6 +535,8 @@ class Circuit:
         return self._tables.versions.get(rid, 0)
 
     def metrics(self) -> CircuitMetrics:
+        if self._executor is not None:
+            return self._executor.metrics()
         views: dict[str, dict[str, Any]] = {}
         operators: list[dict[str, Any]] = []
         for name, metrics in self._view_metrics.items():
@@ -498,10 +545,22 @@ class Circuit:
                 metrics.rows = live.row_count
                 metrics.members = len(live.member_refs)
                 metrics.state_rows = live.state_rows()
+                levels = list(live.top.walk())
+                metrics.subquery_cache_hits = sum(level.cache_hits for level in levels)
+                metrics.subquery_cache_misses = sum(level.cache_misses for level in levels)
             views[name] = metrics.to_json()
             if live is not None:
                 operators.extend(op.to_json() for op in live.operator_metrics.values())
         return CircuitMetrics(views, operators)
+
+    @property
+    def executor(self) -> Executor | None:
+        return self._executor
+
+    def close(self) -> None:
+        """Release the executor's resources (worker processes); a no-op without one."""
+        if self._executor is not None:
+            self._executor.close()
 
     def explain(self, view: str) -> str:
         """The view's plan as an indented tree of operators."""

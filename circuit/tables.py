@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import MutationLogError
 from .mutations import CREATE, DELETE, UPDATE, Mutation
+from .sql.keys import hash_key
 from .sql.values import json_equal
 
 APPLIED = "applied"
@@ -28,6 +29,43 @@ class Tables:
     def __init__(self) -> None:
         self.records: dict[str, dict[str, dict[str, Any]]] = {}
         self.versions: dict[str, int] = {}
+        # table -> field -> value key -> {id: record}; built when a view first asks
+        self.indexes: dict[str, dict[str, dict[Any, dict[str, dict[str, Any]]]]] = {}
+
+    def field_index(self, table: str, field: str) -> dict[Any, dict[str, dict[str, Any]]]:
+        """Records of a table by the (hashable) value of one top-level field.
+
+        Built by one scan on first use and kept up to date by every write, so
+        that a nested subquery group (``WHERE thread = $parent.id``) or a view
+        pinned to a constant reads only its own records. Shared by all views.
+        """
+        by_field = self.indexes.setdefault(table, {})
+        index = by_field.get(field)
+        if index is None:
+            index = by_field[field] = {}
+            for rid, record in self.records.get(table, {}).items():
+                value = record.get(field)
+                if value is not None:
+                    index.setdefault(hash_key(value), {})[rid] = record
+        return index
+
+    def reindex(
+        self, table: str, rid: str, old: dict[str, Any] | None, new: dict[str, Any] | None
+    ) -> None:
+        """Move one record between the buckets of its table's field indexes."""
+        for field, index in self.indexes[table].items():
+            if old is not None:
+                value = old.get(field)
+                if value is not None:
+                    bucket = index.get(hash_key(value))
+                    if bucket is not None:
+                        bucket.pop(rid, None)
+                        if not bucket:
+                            del index[hash_key(value)]
+            if new is not None:
+                value = new.get(field)
+                if value is not None:
+                    index.setdefault(hash_key(value), {})[rid] = new
 
     def get(self, table: str, rid: str) -> dict[str, Any] | None:
         rows = self.records.get(table)
@@ -64,6 +102,8 @@ class Tables:
                 return _anomaly("delete_missing", m, strict), NOTHING, None, 0, None
             del rows[rid]
             del versions[rid]
+            if table in self.indexes:
+                self.reindex(table, rid, current, None)
             return None, APPLIED, current, stored_version, None
         if current is not None:
             if op == CREATE:
@@ -79,6 +119,8 @@ class Tables:
         else:
             versions[rid] = version if version is not None else 1
         rows[rid] = record
+        if table in self.indexes:
+            self.reindex(table, rid, current, record)
         return anomaly, APPLIED, current, stored_version, record
 
 

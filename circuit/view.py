@@ -15,7 +15,7 @@ its members need.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -29,6 +29,7 @@ from .operators.semijoin import update_atom
 from .operators.window import GroupWindow, Visible, make_sort_key
 from .sql.keys import canonical_json, row_key_order
 from .sql.plan import EXPR, NESTED, STAR, STAR_OF, LevelPlan, SelectItem, ViewPlan, key_function
+from .tables import Tables
 
 Clock = Callable[[], int]
 
@@ -36,8 +37,21 @@ Clock = Callable[[], int]
 class Level:
     """One query level at run time (see module docstring)."""
 
-    def __init__(self, plan: LevelPlan, view: str, path: str, metrics: dict[str, OperatorMetrics]):
+    def __init__(
+        self,
+        plan: LevelPlan,
+        view: str,
+        path: str,
+        metrics: dict[str, OperatorMetrics],
+        store: Tables,
+    ):
         self.plan = plan
+        self.store = store
+        # a lazy nested level keeps only the groups some shown parent references
+        self.lazy = plan.lazy_field is not None
+        self.active: set[Any] = set()
+        self.cache_hits = 0
+        self.cache_misses = 0
         self.path = path
         self.tables = plan.tables
         self.own_tables = {table for table, _ in plan.sources}
@@ -45,13 +59,13 @@ class Level:
         self.semijoin = SemiJoinFilter(plan) if plan.dynamic_filter is not None else None
         self.window = GroupWindow(plan)
         self.atoms = [
-            (atom, Level(atom.level, view, f"{path};{atom.kind}#{i}", metrics))
+            (atom, Level(atom.level, view, f"{path};{atom.kind}#{i}", metrics, store))
             for i, atom in enumerate(plan.atoms)
         ]
         self.children: list[tuple[SelectItem, Level, Callable[[Row], Any]]] = []
         for item in plan.nested():
             assert item.child is not None and item.name is not None
-            child = Level(item.child, view, f"{path};nested:{item.name}", metrics)
+            child = Level(item.child, view, f"{path};nested:{item.name}", metrics, store)
             self.children.append((item, child, key_function(item.child.outer_keys)))
         # nested-group references (only meaningful for nested levels)
         self.refs: dict[Any, int] = {}
@@ -89,7 +103,12 @@ class Level:
     def process(self, changes: TableChanges, clock: Clock) -> None:
         """Propagate table changes; leaves this call's visible changes in ``visible``
         (and, for an aggregate level, the changes of its output rows in ``output``)."""
+        if self.tables.isdisjoint(changes):
+            self.clear()
+            return
         self._propagate(changes, clock)
+        for _, child, _ in self.children:
+            child.process(changes, clock)
         if self.aggregate is not None:
             t0 = clock()
             self.output = (
@@ -100,16 +119,16 @@ class Level:
             _count(self.op_aggregate, clock() - t0, self.visible, self.output)
 
     def _propagate(self, changes: TableChanges, clock: Clock) -> None:
-        if self.tables.isdisjoint(changes):
-            self.clear()
-            return
+        """This level's own pipeline (its WHERE subqueries included, children not)."""
         if self.simple:
             rows = changes.get(self.first_table)
             if not rows:
                 self.visible = []
                 return
             t0 = clock()
-            self.visible = self.window.apply_records(rows, self.plan.static_filter)
+            self.visible = self.window.apply_records(
+                rows, self.plan.static_filter, self.active if self.lazy else None
+            )
             op = self.op_filter
             op.self_ns += clock() - t0
             op.rows_in += len(rows)
@@ -127,6 +146,8 @@ class Level:
         if affected or not self.own_tables.isdisjoint(changes):
             t0 = clock()
             delta: Delta = self.join.process(changes)
+            if self.lazy:
+                delta = self._only_active(delta)
             t1 = clock()
             _count(self.op_join, t1 - t0, delta, delta)
             predicate = self.plan.static_filter
@@ -143,8 +164,6 @@ class Level:
             if delta:
                 self.visible = self.window.process(delta)
                 _count(self.op_window, clock() - t1, delta, self.visible)
-        for _, child, _ in self.children:
-            child.process(changes, clock)
 
     def clear(self) -> None:
         """No change reached this level or any below it in this call."""
@@ -155,13 +174,68 @@ class Level:
         for _, child, _ in self.children:
             child.clear()
 
-    def initial(self, records: dict[str, dict[str, dict[str, Any]]], clock: Clock) -> None:
-        """Build the level's state from the current tables (registration)."""
-        changes: TableChanges = {
-            table: [(rid, None, rec) for rid, rec in records.get(table, {}).items()]
-            for table in self.tables
-        }
-        self.process(changes, clock)
+    def initial(self, clock: Clock) -> None:
+        """Build the level's state from the current tables (registration).
+
+        A lazy level starts with no group; a level whose WHERE pins a column
+        to a constant reads only the matching records through the field index.
+        """
+        records = self.store.records
+        if not self.lazy:
+            own: TableChanges = {}
+            seed = self.plan.seed
+            for table in self.own_tables | {t for _, level in self.atoms for t in level.tables}:
+                rows = records.get(table, {})
+                if seed is not None and table == self.first_table and not self.plan.joins:
+                    rows = self.store.field_index(table, seed[0]).get(seed[1], {})
+                own[table] = [(rid, None, rec) for rid, rec in rows.items()]
+            self._propagate(own, clock)
+        for _, child, _ in self.children:
+            child.initial(clock)
+        if self.aggregate is not None:
+            self.output = self.aggregate.process(self.visible)
+
+    # lazy groups ------------------------------------------------------------------
+    def _only_active(self, delta: Delta) -> Delta:
+        """The parts of a delta that fall in groups some shown parent references."""
+        group_of, active = self.window.group_of, self.active
+        out: Delta = {}
+        for key, (old, new) in delta.items():
+            if old is not None and group_of(old) not in active:
+                old = None
+            if new is not None and group_of(new) not in active:
+                new = None
+            if old is not None or new is not None:
+                out[key] = (old, new)
+        return out
+
+    def activate(self, ck: Any) -> None:
+        """Materialise a group from the shared field index (a subquery cache miss)."""
+        assert self.plan.lazy_field is not None
+        self.active.add(ck)
+        rows = self.store.field_index(self.first_table, self.plan.lazy_field).get(ck[0])
+        if rows:
+            self.window.process(
+                {(rid,): (None, (rec,)) for rid, rec in rows.items()}
+                if self.plan.static_filter is None
+                else static_filter(
+                    self.plan.static_filter,
+                    {(rid,): (None, (rec,)) for rid, rec in rows.items()},
+                )
+            )
+
+    def deactivate(self, ck: Any) -> None:
+        """Forget a group no shown parent references any more."""
+        self.active.discard(ck)
+        self.window.drop_group(ck)
+
+    def walk(self) -> Iterator[Level]:
+        """This level and every level below it."""
+        yield self
+        for _, level in self.atoms:
+            yield from level.walk()
+        for _, child, _ in self.children:
+            yield from child.walk()
 
     # output -------------------------------------------------------------------
     def materialize(self, ck: Any, top: bool) -> list[dict[str, Any]]:
@@ -219,13 +293,13 @@ def _count(op: OperatorMetrics, ns: int, rows_in: Any, rows_out: Any) -> None:
 class View:
     """A registered view: plan, levels, member reference counts, metrics."""
 
-    def __init__(self, plan: ViewPlan, format: str, params: dict[str, Any] | None):
+    def __init__(self, plan: ViewPlan, format: str, params: dict[str, Any] | None, store: Tables):
         self.name = plan.name
         self.plan = plan
         self.format = format
         self.params = params
         self.operator_metrics: dict[str, OperatorMetrics] = {}
-        self.top = Level(plan.top, plan.name, plan.name, self.operator_metrics)
+        self.top = Level(plan.top, plan.name, plan.name, self.operator_metrics, store)
         self.tables = set(plan.tables)
         self.member_refs: dict[str, int] = {}
         self.member_before: dict[str, int] = {}
@@ -310,8 +384,12 @@ class View:
             count_now = refs.get(ck, 0)
             if (count_before > 0) != (count_now > 0):
                 sign = 1 if count_now > 0 else -1
+                if sign > 0 and level.lazy:
+                    level.activate(ck)
                 for key, row in level.window.visible_rows(ck):
                     self._row_contribution(level, key, row, sign)
+                if sign < 0 and level.lazy:
+                    level.deactivate(ck)
         before.clear()
         for _, child, _ in level.children:
             self._account_level(child)
@@ -369,6 +447,11 @@ def child_ref(level: Level, ck: Any, sign: int) -> None:
     count = refs.get(ck, 0)
     if ck not in level.refs_before:
         level.refs_before[ck] = count
+    if sign > 0:
+        if count:
+            level.cache_hits += 1
+        else:
+            level.cache_misses += 1
     count += sign
     if count:
         refs[ck] = count

@@ -71,6 +71,14 @@ class GroupWindow:
         ordered = self.ordered[ck]
         return [(key, rows[key]) for _, key in ordered.islice(self.start, self.stop)]
 
+    def drop_group(self, ck: Any) -> None:
+        """Forget one group's rows (its parents no longer show it)."""
+        rows = self.groups.pop(ck, None)
+        ordered = self.ordered.pop(ck, None)
+        if rows and ordered is not None:
+            for key in rows:
+                self.sort_keys.pop(key, None)
+
     def process(self, delta: Delta) -> Visible:
         if not self.windowed:
             return self._plain(delta)
@@ -80,8 +88,12 @@ class GroupWindow:
         self,
         changes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]],
         predicate: Callable[[Row], bool] | None,
+        active: set[Any] | None = None,
     ) -> Visible:
-        """Scan, filter and group in one loop, for a single-table level without a window."""
+        """Scan, filter and group in one loop, for a single-table level without a window.
+
+        With ``active``, only those groups are kept (a lazy nested level).
+        """
         group_of, groups = self.group_of, self.groups
         out: Visible = []
         for rid, old_record, new_record in changes:
@@ -96,6 +108,13 @@ class GroupWindow:
             key = (rid,)
             old_ck = None if old is None else group_of(old)
             new_ck = None if new is None else group_of(new)
+            if active is not None:
+                if old_ck not in active:
+                    old, old_ck = None, None
+                if new_ck not in active:
+                    new, new_ck = None, None
+                if old is None and new is None:
+                    continue
             if old_ck is not None and old_ck == new_ck:
                 groups[old_ck][key] = new  # type: ignore[assignment]
                 out.append((old_ck, key, old, new))

@@ -22,6 +22,7 @@ from sqlglot import exp
 
 from ..errors import UnsupportedSqlError
 from .compile import (
+    ColumnRef,
     CompileContext,
     ExpressionCompiler,
     RowFn,
@@ -154,6 +155,10 @@ class LevelPlan:
     items: list[SelectItem] = field(default_factory=list)
     value_fn: RowFn | None = None
     aggregate: AggregatePlan | None = None
+    # a nested level grouped by one plain field: groups built on demand from a field index
+    lazy_field: str | None = None
+    # a top level whose WHERE pins a plain field to a constant: (field, value key)
+    seed: tuple[str, Any] | None = None
 
     @property
     def has_left_join(self) -> bool:
@@ -302,6 +307,8 @@ class _Planner:
             parts = [dyn_compiler.truth(node, True) for node in dynamic]
             plan.dynamic_filter = parts[0] if len(parts) == 1 else _all(parts)
             plan.dynamic_sql = [node.sql() for node in dynamic]
+        self._index_hints(plan, select, scope, role)
+
         # select list
         if _is_aggregate(select):
             if role != "view":
@@ -315,6 +322,43 @@ class _Planner:
 
         self._order_window(select, plan, compiler)
         return plan
+
+    def _index_hints(self, plan: LevelPlan, select: exp.Select, scope: Scope, role: str) -> None:
+        """Mark levels that can use a field index: lazy nested groups, seeded scans."""
+        if plan.joins or plan.atoms:
+            return
+        where = select.args.get("where")
+        pairs = []
+        for conjunct in conjuncts(where.this if where is not None else None):
+            if isinstance(conjunct, exp.EQ):
+                for inner, other in (
+                    (conjunct.this, conjunct.expression),
+                    (conjunct.expression, conjunct.this),
+                ):
+                    field = self._plain_field(inner, scope)
+                    if field is not None:
+                        pairs.append((field, other))
+        if role == "nested" and len(plan.inner_keys) == 1:
+            for field, other in pairs:
+                if referenced_depths(other, scope, self.ctx) == {1}:
+                    plan.lazy_field = field
+                    return
+        if role == "view":
+            compiler = ExpressionCompiler(scope, self.ctx)
+            for field, other in pairs:
+                ok, value = compiler.constant(other)
+                if ok and value is not None:
+                    plan.seed = (field, hash_key(value))
+                    return
+
+    def _plain_field(self, node: exp.Expression, scope: Scope) -> str | None:
+        """The field name when ``node`` is a plain top-level column of this level's source."""
+        if not isinstance(node, exp.Column) or isinstance(node.this, exp.Star):
+            return None
+        ref = resolve_column(node, scope, self.ctx)
+        if isinstance(ref, ColumnRef) and ref.depth == 0 and len(ref.path) == 1:
+            return ref.path[0]
+        return None
 
     # sources and joins -----------------------------------------------------
     def _sources(self, select: exp.Select) -> tuple[list[tuple[str, str]], list[exp.Join]]:
