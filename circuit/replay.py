@@ -42,6 +42,7 @@ import orjson
 
 from .circuit import Circuit
 from .errors import CircuitError, MutationLogError, ReplayError
+from .executors import ProcessExecutor, WorkerPool, default_workers
 from .metrics import BatchStats, Clock, Samples, default_clock
 from .mutations import (
     DATA_OPS,
@@ -73,7 +74,7 @@ Format = Literal["streaming", "flat"]
 
 MODES: tuple[Mode, ...] = get_args(Mode)
 EXECUTORS: tuple[Executor, ...] = get_args(Executor)
-AVAILABLE_EXECUTORS: tuple[Executor, ...] = ("sequential",)
+AVAILABLE_EXECUTORS: tuple[Executor, ...] = EXECUTORS
 ON_ERROR: tuple[OnError, ...] = get_args(OnError)
 
 READ_CHUNK = 512
@@ -215,11 +216,18 @@ class Replayer:
         self.log_path = os.fspath(log_path)
         self.options = options
         self.clock: Clock = clock or default_clock()
+        self.executor: ProcessExecutor | None = None
+        if circuit is None and options.executor == "processes":
+            pool = WorkerPool(options.workers or default_workers())
+            self.executor = ProcessExecutor(
+                pool, threshold=options.parallel_threshold, owns_pool=True
+            )
         self.circuit = circuit or Circuit(
             clock=self.clock,
             strict=options.strict,
             coalesce=options.coalesce,
             pending_limit=options.pending_limit,
+            executor=self.executor,
         )
         self.info = run_info(command, argv, options, self.views_path, self.log_path)
         self._on_update = on_update
@@ -269,6 +277,8 @@ class Replayer:
             if views is None:
                 views = load_views(self.views_path, dialect=self.options.dialect)
             self._start(views)
+            if self.executor is not None:
+                self.executor.sync()  # worker start-up is not an ingest call
             if log is None:
                 log = opened = read_log(
                     self.log_path, on_error=self.options.on_error, rejects=self.options.rejects
@@ -276,6 +286,8 @@ class Replayer:
             self._log = log
             with steady_gc():
                 stop_reason = self._drive(log)
+            if self.executor is not None:
+                self.executor.finish()  # keeps final state and metrics, stops the workers
         except CircuitError as err:
             failure, stop_reason = err, "error"
         except OSError as err:
@@ -287,12 +299,22 @@ class Replayer:
         finally:
             if opened is not None:
                 opened.close()
+            self._stop_executor()
         run = self._record(started, stop_reason, failure)
         if failure is not None:
             raise RunFailed(run, failure) from failure
         if stop_reason == "interrupted":
             raise ReplayInterrupted(run)
         return run
+
+    def _stop_executor(self) -> None:
+        """After a failure or Ctrl-C: keep what the live workers counted, stop them all."""
+        if self.executor is None:
+            return
+        try:
+            self.executor.finish(state=False)
+        except (CircuitError, KeyboardInterrupt):
+            self.executor.close()
 
     def _start(self, views: Iterable[Any]) -> None:
         """Load ``--initial`` (in big batches, not ingest calls), then register the views."""
@@ -501,6 +523,7 @@ class Replayer:
             completed=stop_reason is None,
             stop_reason=stop_reason,
             stopped_at=stopped_at,
+            extra={} if self.executor is None else {"executor": self.executor.report()},
         )
 
 

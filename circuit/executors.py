@@ -1,0 +1,801 @@
+"""The process executor: views spread over worker processes, gated per ingest call.
+
+CPython threads do not run Python code in parallel, so views run in worker
+processes (:mod:`circuit.workers`). The main :class:`~circuit.circuit.Circuit`
+stays the *primary*: it applies every entry (anomalies, coalescing and
+versions are decided in one place), then hands the call's net changes to the
+executor attached to it, which decides where the views run:
+
+- *Placement.* Each view lives on one worker, chosen by cost (the size of its
+  plan: levels, joins, subqueries, aggregates, top-k) so that the workers'
+  loads stay balanced. A worker holds only the tables its views read; a view
+  placed on a worker that lacks one of its tables ships that table's records
+  and versions in the ``register`` message.
+- *Gating.* A call that impacts fewer views than ``threshold`` or changes
+  fewer than ``min_changes`` records is not worth a round trip: it runs in the
+  main process, on a *local replica* holding every view. Other calls go to the
+  workers whose tables changed, as one orjson message each, and their updates
+  come back and are merged in view registration order, so the stream equals
+  sequential execution byte for byte.
+- *Backlogs.* Each side runs only some calls with updates; it must still see
+  the others, in order, since aggregate row versions advance per call. A
+  worker's missed calls queue in its *outbox* and go with its next message
+  (or when :data:`OUTBOX_LIMIT` calls are queued); the worker replays them
+  without counting. The local replica keeps a backlog of the calls the workers
+  ran and replays it before its next call; past ``backlog_limit`` calls the
+  local replica is dropped instead (catching up would redo the workers' work
+  on the main process and cancel the speed-up), and rebuilt from the tables
+  when the calls it could have run locally have cost as much as its last build
+  (the ski-rental rule: the waste stays within twice the best choice).
+- *Counting.* Each call is counted once, by the side that ran it with
+  updates; :meth:`ProcessExecutor.metrics` sums the sides, so the report equals
+  sequential execution except for timings.
+
+The executor talks to workers only through :class:`~circuit.workers.Transport`,
+so a distributed transport could replace the pipes without touching this logic.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import multiprocessing
+import os
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+
+from .errors import CircuitError, ReplayError, log_location
+from .metrics import BatchStats, CircuitMetrics, Samples, ViewMetrics
+from .mutations import Mutation
+from .operators import TableChanges
+from .sql.plan import LevelPlan, plan_view
+from .updates import ViewUpdate
+from .workers import (
+    POLL_S,
+    PipeTransport,
+    Round,
+    Transport,
+    TransportClosed,
+    apply_rounds,
+    metrics_message,
+    register_uncounted,
+    uncounted,
+    worker_main,
+)
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+    from .circuit import Circuit
+
+MIN_CHANGES = 16
+"""Fewest changed records worth a round trip to the workers (a "tiny batch" runs locally)."""
+
+BACKLOG_LIMIT = 64
+"""Calls the local replica may lag behind before it is dropped (memory stays bounded)."""
+
+OUTBOX_LIMIT = 64
+"""Missed calls queued for a worker before they are sent without waiting for its next turn."""
+
+RECV_TIMEOUT_S = 5.0
+"""How long a best-effort read (metrics after a failure or Ctrl-C) waits for a worker."""
+
+# counters summed over the replicas; the others describe the view's state and come from
+# the replica that holds the view (every call reaches it, counted or not)
+SUMMED = ("invocations", "updates_emitted", "incremental_updates", "full_recomputes", "time_ns")
+
+
+class Executor(Protocol):
+    """What a :class:`~circuit.circuit.Circuit` delegates its views to."""
+
+    def attach(self, circuit: Circuit) -> None: ...
+
+    def register_view(
+        self,
+        name: str,
+        sql: str,
+        params: Mapping[str, Any] | None,
+        format: str,
+        *,
+        path: str | None = None,
+    ) -> ViewUpdate | None: ...
+
+    def unregister_view(self, name: str) -> None: ...
+
+    def view_names(self) -> list[str]: ...
+
+    def propagate(
+        self,
+        rounds: Iterable[TableChanges],
+        versions_before: dict[str, int],
+        stats: BatchStats,
+        entries: list[Mutation],
+    ) -> list[ViewUpdate]: ...
+
+    def rows(self, name: str) -> list[dict[str, Any]]: ...
+
+    def members(self, name: str) -> list[tuple[str, int]]: ...
+
+    def metrics(self) -> CircuitMetrics: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Worker:
+    """The main process's handle on one worker: its channel, tables, load and outbox."""
+
+    index: int
+    transport: Transport
+    process: BaseProcess | None = None
+    tables: set[str] = field(default_factory=set)
+    load: int = 0
+    outbox: list[bytes] = field(default_factory=list)
+    unanswered: int = 0
+    failed: bool = False
+
+    def describe(self, views: list[str]) -> str:
+        names = ", ".join(views) if views else "no views"
+        return f"worker {self.index} ({names})"
+
+
+class WorkerPool:
+    """``count`` worker processes, started with ``spawn`` (safe with threads) by default.
+
+    A pool can serve several executors one after the other (each attach
+    resets the workers), which is how the tests avoid paying process start-up
+    for every case.
+    """
+
+    def __init__(self, count: int, *, context: str = "spawn") -> None:
+        ctx: Any = multiprocessing.get_context(context)
+        self.workers: list[Worker] = []
+        for index in range(count):
+            parent, child = ctx.Pipe()
+            process = ctx.Process(
+                target=worker_main, args=(child,), name=f"ssp-worker-{index}", daemon=True
+            )
+            process.start()
+            child.close()
+            transport = PipeTransport(parent, alive=process.is_alive)
+            self.workers.append(Worker(index, transport, process))
+
+    def close(self) -> None:
+        """Ask every worker to stop; kill those that do not within a second."""
+        for worker in self.workers:
+            with contextlib.suppress(TransportClosed):
+                worker.transport.send(b'{"op":"shutdown"}')
+        for worker in self.workers:
+            process = worker.process
+            if process is not None:
+                process.join(1.0)
+                if process.is_alive():
+                    process.kill()
+                    process.join(1.0)
+            worker.transport.close()
+
+
+def default_workers() -> int:
+    """One worker per CPU the process may use, at least two."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 2
+    return max(2, cpus)
+
+
+@dataclass(slots=True)
+class _View:
+    name: str
+    sql: str
+    params: dict[str, Any] | None
+    format: str
+    order: int
+    tables: frozenset[str]
+    cost: int
+    worker: int
+
+
+class ProcessExecutor:
+    """Runs a circuit's views on a :class:`WorkerPool` (see the module docstring).
+
+    ``threshold`` is ``--parallel-threshold``; ``owns_pool`` makes
+    :meth:`close` stop the pool's processes.
+    """
+
+    def __init__(
+        self,
+        pool: WorkerPool,
+        *,
+        threshold: int = 4,
+        min_changes: int = MIN_CHANGES,
+        backlog_limit: int = BACKLOG_LIMIT,
+        owns_pool: bool = False,
+    ) -> None:
+        self.pool = pool
+        self.workers = pool.workers
+        self.threshold = threshold
+        self.min_changes = min_changes
+        self.backlog_limit = backlog_limit
+        self.owns_pool = owns_pool
+        self.calls = {"main": 0, "workers": 0}
+        self.local_rebuilds = 0
+        self.local_drops = 0
+        self._circuit: Circuit | None = None
+        self._views: dict[str, _View] = {}
+        self._dependents: dict[str, list[str]] = {}
+        self._names: dict[str, None] = {}  # every name ever registered, first registration order
+        self._order = 0
+        self._local: Circuit | None = None
+        self._backlog: list[tuple[int, int, list[Round]]] = []
+        self._dropped = False
+        self._build_ns = 0
+        self._missed_ns = 0
+        self._retired_views: dict[str, dict[str, Any]] = {}
+        self._retired_ops: dict[tuple[str, int], dict[str, list[int]]] = {}
+        self._shapes: dict[str, dict[str, Any]] = {}
+        self._source: str | None = None
+        self._line = 0
+        self._closed = False
+        self._final_metrics: CircuitMetrics | None = None
+        self._final_state: dict[str, dict[str, Any]] | None = None
+
+    # the circuit's hook -------------------------------------------------------------------
+    def attach(self, circuit: Circuit) -> None:
+        if self._circuit is not None:
+            raise CircuitError("this executor already serves a circuit")
+        self._circuit = circuit
+        reset = orjson.dumps({"op": "reset", "dialect": circuit.dialect})
+        for worker in self.workers:
+            self._send(worker, reset)
+
+    @property
+    def circuit(self) -> Circuit:
+        if self._circuit is None:
+            raise CircuitError("the executor is not attached to a circuit")
+        return self._circuit
+
+    def view_names(self) -> list[str]:
+        return list(self._views)
+
+    def placement(self) -> dict[str, int]:
+        """view -> the worker it runs on."""
+        return {name: view.worker for name, view in self._views.items()}
+
+    def register_view(
+        self,
+        name: str,
+        sql: str,
+        params: Mapping[str, Any] | None,
+        format: str,
+        *,
+        path: str | None = None,
+    ) -> ViewUpdate | None:
+        """Plan (errors come from here, as sequentially), place, and register on both sides.
+
+        The local replica, when it is current enough, builds the view and gives
+        the initial update while the worker builds its copy; otherwise the
+        worker's answer is the initial update.
+        """
+        self._check_open()
+        circuit = self.circuit
+        plan = plan_view(name, sql, params, path=path, dialect=circuit.dialect)
+        if name in self._views:
+            self.unregister_view(name)
+        local = self._ensure_local()
+        self._order += 1
+        cost = plan_cost(plan.top)
+        worker = min(self.workers, key=lambda w: (w.load, w.index))
+        worker.load += cost
+        kept = dict(params) if params else None
+        view = _View(
+            name, sql, kept, format, self._order, frozenset(plan.tables), cost, worker.index
+        )
+        self._views[name] = view
+        self._names.setdefault(name, None)
+        self._rebuild_dependents()
+        circuit.advance_seq(circuit.seq + 1)
+        seq = circuit.seq
+        tables = self._snapshots(worker, view.tables)
+        message = {
+            "op": "register",
+            "name": name,
+            "sql": sql,
+            "params": kept,
+            "format": format,
+            "seq": seq,
+            "tables": tables,
+        }
+        if local is not None:
+            self._catch_up(local)
+            self._send(worker, orjson.dumps({**message, "emit": False}))
+            start = circuit._clock()
+            local.advance_seq(seq - 1)
+            update = local.register_view(name, sql, kept, format)
+            self._build_ns += circuit._clock() - start
+            return update
+        self._send(worker, orjson.dumps({**message, "emit": True}), answered=True)
+        data = self._recv(worker)["update"]
+        return None if data is None else _update(data)
+
+    def unregister_view(self, name: str) -> None:
+        self._check_open()
+        view = self._views.pop(name, None)
+        if view is None:
+            raise CircuitError(f"no view named {name!r}")
+        self._rebuild_dependents()
+        worker = self.workers[view.worker]
+        worker.load -= view.cost
+        self._send(worker, orjson.dumps({"op": "unregister", "name": name}))
+        if self._local is not None:
+            self._local.unregister_view(name)
+
+    def propagate(
+        self,
+        rounds: Iterable[TableChanges],
+        versions_before: dict[str, int],
+        stats: BatchStats,
+        entries: list[Mutation],
+    ) -> list[ViewUpdate]:
+        """Run one applied call where it pays; its updates in registration order."""
+        self._check_open()
+        if entries:
+            self._source, self._line = entries[-1].source, entries[-1].line
+        if not rounds:
+            stats.tables_touched = stats.views_impacted = stats.views_updated = 0
+            return []
+        circuit = self.circuit
+        seq, line, version = circuit.seq, self._line, circuit.version
+        touched: set[str] = set()
+        call: list[Round] = []
+        for by_table in rounds:
+            touched.update(by_table)
+            call.append(
+                [
+                    [table, rid, new, 0 if new is None else version(rid)]
+                    for table, changes in by_table.items()
+                    for rid, _old, new in changes
+                ]
+            )
+        dependents = self._dependents
+        impacted = {name for table in touched for name in dependents.get(table, ())}
+        gated = len(impacted) < self.threshold or stats.entries_after_coalesce < self.min_changes
+        if gated and self._local is None and self._dropped and self._missed_ns >= self._build_ns:
+            self._rebuild_local()
+        local = self._local
+        if gated and local is not None:
+            self.calls["main"] += 1
+            updates = self._run_local(local, seq, line, call, stats)
+            self._queue(seq, line, call, touched)
+            return updates
+        self.calls["workers"] += 1
+        start = circuit._clock()
+        updates = self._run_workers(seq, line, call, touched, stats)
+        if gated:
+            self._missed_ns += circuit._clock() - start
+        return updates
+
+    def rows(self, name: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._read(name, "rows")
+        return rows
+
+    def members(self, name: str) -> list[tuple[str, int]]:
+        return [(rid, version) for rid, version in self._read(name, "members")]
+
+    def metrics(self) -> CircuitMetrics:
+        """Every replica's counts summed (SPEC section 4), state from the view's worker."""
+        if self._final_metrics is not None:
+            return self._final_metrics
+        sources: list[dict[str, Any]] = [
+            {"views": self._retired_views, "operators": [], "retired": True}
+        ]
+        if self._local is not None:
+            sources.append(metrics_message(self._local))
+        owners: dict[int, dict[str, Any]] = {}
+        for worker in self.workers:
+            if self._closed or worker.failed:
+                continue
+            try:
+                self._send(worker, b'{"op":"metrics"}', answered=True)
+                owners[worker.index] = self._recv(worker, timeout=RECV_TIMEOUT_S)
+            except CircuitError:
+                continue
+        sources.extend(owners.values())
+        return self._merge_metrics(sources, owners)
+
+    def sync(self) -> None:
+        """Wait until every worker has caught up (e.g. built the views registered so far).
+
+        Registration on workers does not wait for them; a replay calls this
+        before its first ingest call so that start-up is not timed as ingest.
+        """
+        for worker in self.workers:
+            self._ask(worker, {"op": "ping"})
+
+    def finish(self, *, state: bool = True) -> None:
+        """End of a replay: keep the final metrics (and state) and stop the workers.
+
+        With ``state``, every view's rows and members are read first, so that
+        ``rows()``/``members()`` (``--dump``) still answer afterwards. After a
+        failure (``state=False``) whatever the live workers report is kept.
+        """
+        if self._closed:
+            return
+        try:
+            if state:
+                self._final_state = self._final_views()
+            self._final_metrics = self.metrics()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop using the workers (and stop them when the executor owns the pool)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.owns_pool:
+            self.pool.close()
+
+    def report(self) -> dict[str, Any]:
+        """The report's ``executor`` section: where calls ran and where views live."""
+        return {
+            "name": "processes",
+            "workers": len(self.workers),
+            "parallel_threshold": self.threshold,
+            "min_changes": self.min_changes,
+            "calls_main": self.calls["main"],
+            "calls_workers": self.calls["workers"],
+            "local_replica_drops": self.local_drops,
+            "local_replica_rebuilds": self.local_rebuilds,
+            "placement": self.placement(),
+        }
+
+    # running calls ------------------------------------------------------------------------
+    def _run_local(
+        self, local: Circuit, seq: int, line: int, call: list[Round], stats: BatchStats
+    ) -> list[ViewUpdate]:
+        self._catch_up(local)
+        table_rounds, versions_before = apply_rounds(local, call)
+        local.advance_seq(seq)
+        return local.propagate(table_rounds, versions_before, stats)
+
+    def _catch_up(self, local: Circuit) -> None:
+        """Replay the calls the workers ran, in order, without updates or counting."""
+        if not self._backlog:
+            return
+        with uncounted(local):
+            for seq, _line, call in self._backlog:
+                table_rounds, versions_before = apply_rounds(local, call)
+                local.advance_seq(seq)
+                local.propagate(table_rounds, versions_before, BatchStats(), emit=False)
+        self._backlog = []
+
+    def _queue(self, seq: int, line: int, call: list[Round], touched: set[str]) -> None:
+        """A call the main process ran: every worker holding a changed table must see it."""
+        data = b""
+        for worker in self.workers:
+            if worker.tables.isdisjoint(touched):
+                continue
+            if not data:
+                data = orjson.dumps([seq, line, call])
+            worker.outbox.append(data)
+            if len(worker.outbox) >= OUTBOX_LIMIT:
+                self._flush(worker)
+
+    def _run_workers(
+        self, seq: int, line: int, call: list[Round], touched: set[str], stats: BatchStats
+    ) -> list[ViewUpdate]:
+        data = orjson.dumps([seq, line, call])
+        involved = [w for w in self.workers if not w.tables.isdisjoint(touched)]
+        for worker in involved:
+            worker.outbox.append(data)
+            self._flush(worker, emit=True)
+        if self._local is not None:
+            self._backlog.append((seq, line, call))
+            if len(self._backlog) > self.backlog_limit:
+                self._drop_local()
+        found: list[dict[str, Any]] = []
+        impacted = 0
+        events = stats.events
+        for worker in involved:
+            reply = self._recv(worker)
+            found.extend(reply["updates"])
+            impacted += reply["impacted"]
+            for kind, count in reply["events"].items():
+                events[kind] = events.get(kind, 0) + count
+        order = self._views
+        found.sort(key=lambda u: order[u["view"]].order)
+        stats.tables_touched = len(touched)
+        stats.views_impacted = impacted
+        stats.views_updated = len(found)
+        return [_update(u) for u in found]
+
+    # the local replica ----------------------------------------------------------------------
+    def _ensure_local(self) -> Circuit | None:
+        """The local replica, created at the first registration (after any initial load)."""
+        if self._local is None and not self._dropped:
+            self._local = self._new_local()
+        return self._local
+
+    def _new_local(self) -> Circuit:
+        from .circuit import Circuit
+
+        primary = self.circuit
+        start = primary._clock()
+        local = Circuit(clock=primary._clock, dialect=primary.dialect)
+        version = primary.version
+        snapshot = [
+            [table, rid, record, version(rid)]
+            for table, rows in primary.tables().items()
+            for rid, record in rows.items()
+        ]
+        if snapshot:
+            local.apply_changes(snapshot)  # type: ignore[arg-type]
+        local.advance_seq(primary.seq)
+        for view in self._views.values():
+            register_uncounted(local, view.name, view.sql, view.params, view.format)
+            built = local._view(view.name)
+            if built.synthetic:
+                reply = self._ask(
+                    self.workers[view.worker], {"op": "row_versions", "name": view.name}
+                )
+                built.row_versions = reply["row_versions"]
+        self._build_ns = primary._clock() - start
+        return local
+
+    def _drop_local(self) -> None:
+        """Forget the local replica (keeping what it counted): catching up would cost too much."""
+        local = self._local
+        assert local is not None
+        message = metrics_message(local)
+        _add_views(self._retired_views, message["views"])
+        for name, view in self._views.items():
+            live = local._views.get(name)
+            if live is None:
+                continue
+            ops = self._retired_ops.setdefault((name, view.order), {})
+            for op in live.operator_metrics.values():
+                _add_op(ops, op.path, op.self_ns, op.rows_in, op.rows_out)
+        self._local, self._backlog, self._dropped = None, [], True
+        self._missed_ns = 0
+        self.local_drops += 1
+
+    def _rebuild_local(self) -> None:
+        self._local = self._new_local()
+        self._dropped = False
+        self.local_rebuilds += 1
+
+    # reading state --------------------------------------------------------------------------
+    def _read(self, name: str, what: str) -> Any:
+        if name not in self._views:
+            raise CircuitError(f"no view named {name!r}")
+        if self._final_state is not None:
+            return self._final_state[name][what]
+        self._check_open()
+        local = self._local
+        if local is not None and not self._backlog:
+            return local.rows(name) if what == "rows" else local.members(name)
+        worker = self.workers[self._views[name].worker]
+        return self._ask(worker, {"op": what, "name": name})[what]
+
+    def _final_views(self) -> dict[str, dict[str, Any]]:
+        local = self._local
+        if local is not None and not self._backlog:
+            return {
+                name: {"rows": local.rows(name), "members": local.members(name)}
+                for name in self._views
+            }
+        state: dict[str, dict[str, Any]] = {}
+        for worker in self.workers:
+            names = [name for name, view in self._views.items() if view.worker == worker.index]
+            if names:
+                state.update(self._ask(worker, {"op": "state", "names": names}))
+        return state
+
+    # metrics ---------------------------------------------------------------------------------
+    def _merge_metrics(
+        self, sources: list[dict[str, Any]], owners: dict[int, dict[str, Any]]
+    ) -> CircuitMetrics:
+        merged: dict[str, dict[str, Any]] = {}
+        for source in sources:
+            _add_views(merged, source["views"])
+        views: dict[str, dict[str, Any]] = {}
+        operators: list[dict[str, Any]] = []
+        for name in self._names:
+            data = merged.get(name)
+            if data is None:
+                continue
+            live = self._views.get(name)
+            owner = owners.get(live.worker) if live is not None else None
+            if owner is not None and name in owner["views"]:
+                own = owner["views"][name]
+                self._shapes[name] = {k: v for k, v in own.items() if k not in _COUNTS}
+            views[name] = _view_json(data, self._shapes.get(name, {}))
+            if live is not None and owner is not None:
+                operators.extend(self._operators(live, owner, sources))
+        return CircuitMetrics(views, operators)
+
+    def _operators(
+        self, live: _View, owner: dict[str, Any], sources: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        sums: dict[str, list[int]] = {}
+        for source in sources:
+            if source.get("retired"):
+                continue
+            for op in source["operators"]:
+                if op["view"] == live.name:
+                    _add_op(sums, op["path"], op["self_ns"], op["rows_in"], op["rows_out"])
+        for path, (self_ns, rows_in, rows_out) in self._retired_ops.get(
+            (live.name, live.order), {}
+        ).items():
+            _add_op(sums, path, self_ns, rows_in, rows_out)
+        return [
+            {
+                "view": live.name,
+                "path": op["path"],
+                "self_ns": sums[op["path"]][0],
+                "rows_in": sums[op["path"]][1],
+                "rows_out": sums[op["path"]][2],
+            }
+            for op in owner["operators"]
+            if op["view"] == live.name
+        ]
+
+    # talking to workers ----------------------------------------------------------------------
+    def _snapshots(self, worker: Worker, tables: frozenset[str]) -> dict[str, list[Any]]:
+        """The records of the tables a worker lacks, for a view placed on it."""
+        circuit = self.circuit
+        version = circuit.version
+        out: dict[str, list[Any]] = {}
+        for table in sorted(tables - worker.tables):
+            rows = circuit.tables().get(table, {})
+            out[table] = [[rid, record, version(rid)] for rid, record in rows.items()]
+            worker.tables.add(table)
+        return out
+
+    def _flush(self, worker: Worker, *, emit: bool = False) -> None:
+        """Send the worker's queued calls (the last one answered when ``emit``)."""
+        if not worker.outbox:
+            return
+        head = (
+            b'{"op":"calls","emit":true,"calls":['
+            if emit
+            else b'{"op":"calls","emit":false,"calls":['
+        )
+        data = head + b",".join(worker.outbox) + b"]}"
+        worker.outbox = []
+        self._send(worker, data, answered=emit)
+
+    def _send(self, worker: Worker, data: bytes, *, answered: bool = False) -> None:
+        """Send a message after the worker's queued calls, which it must see first."""
+        if worker.failed:
+            raise self._failure(worker, "is gone after an earlier failure")
+        if worker.outbox and not data.startswith(b'{"op":"calls"'):
+            self._flush(worker)
+        try:
+            worker.transport.send(data)
+        except TransportClosed:
+            worker.failed = True
+            raise self._died(worker) from None
+        worker.unanswered += answered
+
+    def _recv(self, worker: Worker, timeout: float | None = None) -> dict[str, Any]:
+        try:
+            while True:
+                reply: dict[str, Any] = orjson.loads(worker.transport.recv())
+                if "error" in reply:
+                    worker.failed = True
+                    raise self._worker_error(worker, reply)
+                worker.unanswered -= 1
+                if worker.unanswered <= 0:
+                    worker.unanswered = 0
+                    return reply
+        except TransportClosed:
+            worker.failed = True
+            raise self._died(worker) from None
+
+    def _ask(self, worker: Worker, message: dict[str, Any]) -> dict[str, Any]:
+        self._send(worker, orjson.dumps(message), answered=True)
+        return self._recv(worker)
+
+    def _views_on(self, worker: Worker) -> list[str]:
+        return [name for name, view in self._views.items() if view.worker == worker.index]
+
+    def _died(self, worker: Worker) -> ReplayError:
+        process = worker.process
+        if process is not None:
+            process.join(POLL_S)
+        code = None if process is None else process.exitcode
+        how = "exited" if code is None else f"exited with code {code}"
+        return self._failure(worker, f"{how} while the replay needed it")
+
+    def _failure(self, worker: Worker, what: str) -> ReplayError:
+        return ReplayError(
+            f"{worker.describe(self._views_on(worker))} {what} (ingest call {self.circuit.seq})",
+            location=log_location(self._source, self._line),
+            hint="the other workers were stopped; rerun with --executor sequential to compare",
+        )
+
+    def _worker_error(self, worker: Worker, reply: dict[str, Any]) -> ReplayError:
+        views = ", ".join(reply["views"]) or "no view"
+        return ReplayError(
+            f"worker {worker.index} failed in view {views} at ingest call {reply['seq']}: "
+            f"{reply['kind']}: {reply['error']}",
+            location=log_location(self._source, reply["line"] or self._line),
+        )
+
+    def _rebuild_dependents(self) -> None:
+        index: dict[str, list[str]] = {}
+        for view in self._views.values():
+            for table in view.tables:
+                index.setdefault(table, []).append(view.name)
+        self._dependents = index
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CircuitError("the process executor is closed")
+
+
+def plan_cost(level: LevelPlan) -> int:
+    """A view's cost estimate: its levels, joins, subqueries, aggregate and top-k."""
+    cost = 1 + len(level.joins) + (level.aggregate is not None) + level.windowed
+    cost += sum(plan_cost(atom.level) for atom in level.atoms)
+    cost += sum(plan_cost(item.child) for item in level.nested() if item.child is not None)
+    return cost
+
+
+_COUNTS = frozenset((*SUMMED, "events", "samples", "time_ns_p50", "time_ns_p99"))
+
+
+def _add_views(into: dict[str, dict[str, Any]], views: dict[str, dict[str, Any]]) -> None:
+    """Add one replica's per-view counts (with raw samples) into ``into``."""
+    for name, data in views.items():
+        acc = into.get(name)
+        if acc is None:
+            acc = into[name] = {key: 0 for key in SUMMED}
+            acc["events"] = {}
+            acc["samples"] = array("q")
+        for key in SUMMED:
+            acc[key] += data[key]
+        for kind, count in data["events"].items():
+            acc["events"][kind] = acc["events"].get(kind, 0) + count
+        samples = data["samples"]
+        if isinstance(samples, str):
+            acc["samples"].frombytes(base64.b64decode(samples))
+        else:
+            acc["samples"].extend(samples)
+
+
+def _view_json(data: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
+    metrics = ViewMetrics(samples=Samples(data["samples"]))
+    for key in SUMMED:
+        setattr(metrics, key, data[key])
+    metrics.events.update(data["events"])
+    for key, value in shape.items():
+        if hasattr(metrics, key):
+            setattr(metrics, key, value)
+    return metrics.to_json()
+
+
+def _add_op(
+    into: dict[str, list[int]], path: str, self_ns: int, rows_in: int, rows_out: int
+) -> None:
+    acc = into.setdefault(path, [0, 0, 0])
+    acc[0] += self_ns
+    acc[1] += rows_in
+    acc[2] += rows_out
+
+
+def _update(data: dict[str, Any]) -> ViewUpdate:
+    return ViewUpdate(
+        data["view"],
+        data["seq"],
+        data["format"],
+        records=data.get("records"),
+        result_hash=data.get("result_hash"),
+        result_data=data.get("result_data"),
+    )
