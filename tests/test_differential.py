@@ -245,9 +245,11 @@ def projections(draw: st.DrawFn, cols: list[str], *, star: bool = True) -> tuple
     if star and draw(st.integers(0, 3)) == 0:
         if draw(st.booleans()):
             return "*", []
-        alias = draw(st.sampled_from(["x", "title", "age"]))
         item = draw(expressions(cols))
-        return f"*, {item} AS {alias}", [alias] if _sortable(item, cols) else []
+        if not _sortable(item, cols):  # ORDER BY a field it replaces would name it
+            return f"*, {item} AS x", []
+        alias = draw(st.sampled_from(["x", "title", "age"]))
+        return f"*, {item} AS {alias}", [alias]
     items: list[str] = []
     names: list[str] = []
     for index in range(draw(st.integers(1, 3))):
@@ -320,9 +322,12 @@ def single_table_views(draw: st.DrawFn) -> str:
 def join_views(draw: st.DrawFn) -> str:
     cols = _columns("post", "p") + _columns("user", "u")
     items = ["p.id AS pid", "u.id AS uid"]
+    names = ["pid", "uid"]
     for index in range(draw(st.integers(0, 2))):
-        items.append(f"{draw(expressions(cols))} AS j{index}")
-    names = ["pid", "uid", *(f"j{i}" for i in range(len(items) - 2))]
+        item = draw(expressions(cols))
+        items.append(f"{item} AS j{index}")
+        if _sortable(item, cols):
+            names.append(f"j{index}")
     side = "LEFT " if FEATURES.left_join and draw(st.booleans()) else ""
     on = "p.author = u.id"
     if draw(st.integers(0, 3)) == 0:
