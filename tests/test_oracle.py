@@ -365,3 +365,17 @@ def test_diff_reports_missing_extra_and_order() -> None:
     order = diff_rows([{"a": 1}, {"a": 2}], [{"a": 2}, {"a": 1}], ordered=True)
     assert order is not None and order.order == (0, '{"a":1}', '{"a":2}')
     assert "different order: first difference at position 0" in order.render()
+
+
+def test_grouped_and_distinct_columns_keep_sql_equality_and_decode_nested_values() -> None:
+    tables = {
+        "t": table(
+            "t",
+            {"id": 1, "v": 1, "o": {"k": 1}},
+            {"id": 2, "v": 1.0, "o": {"k": 1}},
+            {"id": 3, "v": True, "o": "x"},
+        )
+    }
+    assert rows("SELECT DISTINCT v FROM t", tables) == [{"v": 1}]
+    got = rows("SELECT o, COUNT(*) AS n FROM t GROUP BY o ORDER BY n", tables)
+    assert got == [{"o": "x", "n": 1}, {"o": {"k": 1}, "n": 2}]

@@ -141,13 +141,17 @@ class _Item:
 
     ``value`` is what the item outputs (JSON text when ``json`` is true),
     ``sort`` the SQL value ORDER BY uses when it names the item (None for a
-    nested subquery, which cannot be sorted on).
+    nested subquery, which cannot be sorted on). ``nested`` is set for a
+    column read in a GROUP BY / DISTINCT query, where the value must stay a
+    SQL value: it says whether that value is a nested list or object, whose
+    JSON text the row builder then decodes.
     """
 
     name: str
     value: exp.Expression
     sort: exp.Expression | None
     json: bool
+    nested: exp.Expression | None = None
 
 
 @dataclass(slots=True)
@@ -283,8 +287,10 @@ class _Translator:
             flat.append(exp.column(_ident(JSON_COLUMN), table=_ident(ref.alias)))
         item_slots = []
         for item in items:
-            item_slots.append((item.name, len(flat), item.json))
+            item_slots.append((item.name, len(flat), item.json, item.nested is not None))
             flat.append(item.value)
+            if item.nested is not None:
+                flat.append(item.nested)
         sel.set("expressions", [exp.alias_(e, f"c{i}", quoted=True) for i, e in enumerate(flat)])
         self._order(sel, scope, items)
 
@@ -298,8 +304,10 @@ class _Translator:
                 if clash:
                     raise _Skip(f"`*` brings field {sorted(clash)[0]!r} twice")
                 row.update(record)
-            for name, slot, is_json in item_slots:
+            for name, slot, is_json, flagged in item_slots:
                 value = raw[slot]
+                if flagged and raw[slot + 1]:
+                    is_json = True
                 row[name] = json.loads(value) if is_json and value is not None else value
             return row
 
@@ -509,9 +517,20 @@ class _Translator:
         if isinstance(body, exp.Subquery):
             return _Item(name, self._nested(body, scope, first=False), None, True)
         names = _names(body)
-        if names is not None and not grouped and not (len(names) == 1 and names[0][0] == "$"):
+        if names is not None and not (len(names) == 1 and names[0][0] == "$"):
+            plain = self._reference(names, scope)
+            if grouped:
+                resolved = self._resolve(names, scope)
+                assert resolved is not None  # not a parameter
+                ref, path = resolved
+                kind = _func("json_type", self._record_json(ref), _json_path(path))
+                nested = exp.In(
+                    this=kind,
+                    expressions=[exp.Literal.string("object"), exp.Literal.string("array")],
+                )
+                return _Item(name, plain, plain.copy(), False, nested)
             value = _func("json_quote", self._json_reference(names, scope))
-            return _Item(name, value, self._reference(names, scope), True)
+            return _Item(name, value, plain, True)
         value = self._expr(body, scope)
         return _Item(name, value, value.copy(), False)
 
