@@ -1,6 +1,7 @@
 """Shared test helpers: a fresh circuit per test and terse expected payloads.
 
-Other test modules import these names (``make_circuit``, ``payloads``, ``streaming``,
+Also the ``--update-golden`` option of the conformance cases (a pytest hook must live in a
+conftest). Other test modules import these names (``make_circuit``, ``payloads``, ``streaming``,
 ``flat``, ``canonical_json``, ``by_canonical_json``, ``flat_hash``): keep them stable.
 The expected payloads are built here independently of the engine's own helpers
 (``flat_hash`` hashes with BLAKE3 directly) so a bug there cannot hide itself.
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+import pytest
 from blake3 import blake3
 
 from circuit import Circuit, ViewUpdate
@@ -72,9 +74,6 @@ def by_canonical_json(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # --- Golden conformance cases (tests/test_conformance.py) ---------------------------------------
-
-
-import pytest  # noqa: E402  (this block is appended; the imports above belong to their owner)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
