@@ -370,6 +370,19 @@ def test_top_k_sorts_nulls_first_ascending_and_last_descending() -> None:
     assert cx.rows("last") == [{"id": "post:a"}]
 
 
+def test_top_k_with_offset_keeps_only_the_rows_in_the_window() -> None:
+    cx = make_circuit()
+    cx.ingest_batch([c("post", k, score=s) for k, s in zip("abc", [3, 2, 1], strict=True)])
+    sql = "SELECT id FROM post ORDER BY score DESC LIMIT 1 OFFSET 1"
+    assert payloads([cx.register_view("second", sql)]) == [
+        streaming("second", 2, ("post:b", "created", 1))
+    ]
+    assert payloads(cx.ingest_single(c("post", "d", score=9))) == [
+        streaming("second", 3, ("post:a", "created", 1), ("post:b", "deleted", 1))
+    ]
+    assert cx.rows("second") == [{"id": "post:a"}]
+
+
 def test_limit_without_order_by_keeps_the_first_rows_by_row_key() -> None:
     cx = make_circuit()
     cx.ingest_batch([c("post", k, n=i) for i, k in enumerate("dbca")])
@@ -628,6 +641,11 @@ def test_an_unbound_parameter_is_an_error_at_registration() -> None:
     with pytest.raises(SqlError, match="who"):
         cx.register_view("v", "SELECT id FROM thread WHERE author = $who")
     assert "v" not in cx.view_names()
+
+
+def test_sql_that_does_not_parse_is_an_sql_error_naming_the_view() -> None:
+    with pytest.raises(SqlError, match="view broken"):
+        make_circuit().register_view("broken", "SELECT id FROM WHERE")
 
 
 @pytest.mark.parametrize(
