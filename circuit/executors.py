@@ -203,7 +203,8 @@ class _View:
 class ProcessExecutor:
     """Runs a circuit's views on a :class:`WorkerPool` (see the module docstring).
 
-    ``threshold`` is ``--parallel-threshold``; ``owns_pool`` makes
+    ``threshold`` is ``--parallel-threshold`` (0: every call goes to the
+    workers, even a tiny one); ``owns_pool`` makes
     :meth:`close` stop the pool's processes.
     """
 
@@ -250,7 +251,8 @@ class ProcessExecutor:
             raise CircuitError("this executor already serves a circuit")
         self._circuit = circuit
         reset = orjson.dumps({"op": "reset", "dialect": circuit.dialect})
-        for worker in self.workers:
+        for worker in self.workers:  # a pool may have served another executor before
+            worker.tables, worker.load, worker.outbox = set(), 0, []
             self._send(worker, reset)
 
     @property
@@ -352,6 +354,7 @@ class ProcessExecutor:
         seq, line, version = circuit.seq, self._line, circuit.version
         touched: set[str] = set()
         call: list[Round] = []
+        rounds = list(rounds)  # applies the entries of a --no-coalesce call
         for by_table in rounds:
             touched.update(by_table)
             call.append(
@@ -363,9 +366,11 @@ class ProcessExecutor:
             )
         dependents = self._dependents
         impacted = {name for table in touched for name in dependents.get(table, ())}
-        gated = len(impacted) < self.threshold or stats.entries_after_coalesce < self.min_changes
+        gated = self.threshold > 0 and (
+            len(impacted) < self.threshold or stats.entries_after_coalesce < self.min_changes
+        )
         if gated and self._local is None and self._dropped and self._missed_ns >= self._build_ns:
-            self._rebuild_local()
+            self._rebuild_local(_before_call(rounds, versions_before))
         local = self._local
         if gated and local is not None:
             self.calls["main"] += 1
@@ -386,26 +391,36 @@ class ProcessExecutor:
     def members(self, name: str) -> list[tuple[str, int]]:
         return [(rid, version) for rid, version in self._read(name, "members")]
 
-    def metrics(self) -> CircuitMetrics:
-        """Every replica's counts summed (SPEC section 4), state from the view's worker."""
+    def metrics(self, *, best_effort: bool = False) -> CircuitMetrics:
+        """Every replica's counts summed (SPEC section 4), state from the view's worker.
+
+        ``best_effort`` (after a failure or Ctrl-C) skips workers that do not
+        answer within :data:`RECV_TIMEOUT_S` instead of raising.
+        """
         if self._final_metrics is not None:
             return self._final_metrics
         sources: list[dict[str, Any]] = [
             {"views": self._retired_views, "operators": [], "retired": True}
         ]
+        current: dict[str, Any] | None = None
         if self._local is not None:
             sources.append(metrics_message(self._local))
+            if not self._backlog:
+                current = sources[-1]
         owners: dict[int, dict[str, Any]] = {}
         for worker in self.workers:
             if self._closed or worker.failed:
                 continue
             try:
                 self._send(worker, b'{"op":"metrics"}', answered=True)
-                owners[worker.index] = self._recv(worker, timeout=RECV_TIMEOUT_S)
+                owners[worker.index] = self._recv(
+                    worker, timeout=RECV_TIMEOUT_S if best_effort else None
+                )
             except CircuitError:
-                continue
+                if not best_effort:
+                    raise
         sources.extend(owners.values())
-        return self._merge_metrics(sources, owners)
+        return self._merge_metrics(sources, owners, current)
 
     def sync(self) -> None:
         """Wait until every worker has caught up (e.g. built the views registered so far).
@@ -428,7 +443,7 @@ class ProcessExecutor:
         try:
             if state:
                 self._final_state = self._final_views()
-            self._final_metrics = self.metrics()
+            self._final_metrics = self.metrics(best_effort=not state)
         finally:
             self.close()
 
@@ -521,7 +536,12 @@ class ProcessExecutor:
             self._local = self._new_local()
         return self._local
 
-    def _new_local(self) -> Circuit:
+    def _new_local(self, before: dict[str, list[Any]] | None = None) -> Circuit:
+        """A replica of every view, built from the primary's tables as of the last call.
+
+        ``before`` holds the states before the call being run (whose entries
+        the primary has already applied) of the records it wrote.
+        """
         from .circuit import Circuit
 
         primary = self.circuit
@@ -533,9 +553,12 @@ class ProcessExecutor:
             for table, rows in primary.tables().items()
             for rid, record in rows.items()
         ]
+        if before:
+            snapshot = [change for change in snapshot if change[1] not in before]
+            snapshot += [change for change in before.values() if change[2] is not None]
         if snapshot:
             local.apply_changes(snapshot)  # type: ignore[arg-type]
-        local.advance_seq(primary.seq)
+        local.advance_seq(primary.seq - (before is not None))
         for view in self._views.values():
             register_uncounted(local, view.name, view.sql, view.params, view.format)
             built = local._view(view.name)
@@ -564,8 +587,8 @@ class ProcessExecutor:
         self._missed_ns = 0
         self.local_drops += 1
 
-    def _rebuild_local(self) -> None:
-        self._local = self._new_local()
+    def _rebuild_local(self, before: dict[str, list[Any]]) -> None:
+        self._local = self._new_local(before)
         self._dropped = False
         self.local_rebuilds += 1
 
@@ -598,8 +621,14 @@ class ProcessExecutor:
 
     # metrics ---------------------------------------------------------------------------------
     def _merge_metrics(
-        self, sources: list[dict[str, Any]], owners: dict[int, dict[str, Any]]
+        self,
+        sources: list[dict[str, Any]],
+        owners: dict[int, dict[str, Any]],
+        current: dict[str, Any] | None,
     ) -> CircuitMetrics:
+        """Sum the counts; take each view's state (rows, members, ...) and operator list
+        from its worker, or from the local replica when it is current and the worker
+        cannot answer (after a failure)."""
         merged: dict[str, dict[str, Any]] = {}
         for source in sources:
             _add_views(merged, source["views"])
@@ -610,7 +639,7 @@ class ProcessExecutor:
             if data is None:
                 continue
             live = self._views.get(name)
-            owner = owners.get(live.worker) if live is not None else None
+            owner = owners.get(live.worker, current) if live is not None else None
             if owner is not None and name in owner["views"]:
                 own = owner["views"][name]
                 self._shapes[name] = {k: v for k, v in own.items() if k not in _COUNTS}
@@ -686,7 +715,7 @@ class ProcessExecutor:
     def _recv(self, worker: Worker, timeout: float | None = None) -> dict[str, Any]:
         try:
             while True:
-                reply: dict[str, Any] = orjson.loads(worker.transport.recv())
+                reply: dict[str, Any] = orjson.loads(worker.transport.recv(timeout))
                 if "error" in reply:
                     worker.failed = True
                     raise self._worker_error(worker, reply)
@@ -738,6 +767,17 @@ class ProcessExecutor:
     def _check_open(self) -> None:
         if self._closed:
             raise CircuitError("the process executor is closed")
+
+
+def _before_call(rounds: list[TableChanges], versions: dict[str, int]) -> dict[str, list[Any]]:
+    """``id -> [table, id, record, version]`` before the call, for the records it wrote."""
+    before: dict[str, list[Any]] = {}
+    for by_table in rounds:
+        for table, changes in by_table.items():
+            for rid, old, _new in changes:
+                if rid not in before:
+                    before[rid] = [table, rid, old, versions.get(rid, 0)]
+    return before
 
 
 def plan_cost(level: LevelPlan) -> int:

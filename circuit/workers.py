@@ -75,7 +75,10 @@ class Transport(Protocol):
 
     def send(self, data: bytes) -> None: ...
 
-    def recv(self) -> bytes: ...
+    def recv(self, timeout: float | None = None) -> bytes:
+        """The next message; :class:`TransportClosed` when the peer is gone or
+        ``timeout`` seconds pass without one."""
+        ...
 
     def close(self) -> None: ...
 
@@ -97,13 +100,17 @@ class PipeTransport:
         except (OSError, ValueError) as err:
             raise TransportClosed(str(err)) from err
 
-    def recv(self) -> bytes:
+    def recv(self, timeout: float | None = None) -> bytes:
         conn, alive = self._conn, self._alive
+        waited = 0.0
         try:
-            if alive is not None:
+            if alive is not None or timeout is not None:
                 while not conn.poll(POLL_S):
-                    if not alive():
+                    waited += POLL_S
+                    if alive is not None and not alive():
                         raise TransportClosed("the worker process exited")
+                    if timeout is not None and waited >= timeout:
+                        raise TransportClosed(f"no answer within {timeout:g} s")
             return conn.recv_bytes()
         except (OSError, EOFError, ValueError) as err:
             raise TransportClosed(str(err) or type(err).__name__) from err

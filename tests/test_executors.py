@@ -1,0 +1,354 @@
+"""The process executor gives exactly what sequential execution gives.
+
+The property: on random logs over filter, join, nested, top-k, aggregate and
+flat views, in single, batch and deferred modes, with and without coalescing,
+with random gating thresholds and a tiny local backlog (so that calls
+alternate between the main process and the workers, and the local replica is
+dropped and rebuilt), the update stream, the final rows and members, and every
+counted metric equal those of a sequential circuit. Then: a worker that dies
+gives a clear error without hanging (and the replay's report is still
+recorded), gating decisions are counted, and unregister/re-register behave.
+
+Workers are processes and slow to start, so one pool serves the whole module
+(each executor resets it when it attaches); the crash tests use their own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from circuit import Circuit, Mutation, ViewUpdate
+from circuit.errors import ReplayError
+from circuit.executors import ProcessExecutor, WorkerPool
+from circuit.metrics import CircuitMetrics, FakeClock
+from circuit.mutations import FLUSH, REGISTER, UNREGISTER
+from circuit.replay import Replayer, ReplayOptions, RunFailed
+
+VIEWS = [
+    ("cheap", "SELECT * FROM item WHERE score > 2", "streaming"),
+    (
+        "joined",
+        "SELECT i.id AS id, i.score AS score, o.name AS owner "
+        "FROM item i JOIN owner o ON i.owner = o.id",
+        "streaming",
+    ),
+    (
+        "nested",
+        "SELECT *, (SELECT * FROM item WHERE owner = $parent.id ORDER BY score) AS items "
+        "FROM owner",
+        "streaming",
+    ),
+    ("top", "SELECT * FROM item ORDER BY score DESC LIMIT 3", "flat"),
+    (
+        "totals",
+        "SELECT owner, COUNT(*) AS n, SUM(score) AS total FROM item GROUP BY owner",
+        "streaming",
+    ),
+    ("owners", "SELECT * FROM owner WHERE name LIKE 'a%'", "streaming"),
+]
+
+EXAMPLES = 200 if os.environ.get("SSP_FUZZ") else 25
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[WorkerPool]:
+    workers = WorkerPool(2)
+    yield workers
+    workers.close()
+
+
+def entry(op: str, table: str, key: int, value: int) -> Mutation:
+    data: dict[str, Any]
+    if table == "item":
+        data = {"score": value, "owner": f"owner:{key % 3}"}
+    else:
+        data = {"name": "ab"[value % 2] + str(value)}
+    return Mutation(op, table, f"{table}:{key}", None if op == "DELETE" else data)
+
+
+entries = st.builds(
+    entry,
+    st.sampled_from(["CREATE", "UPDATE", "DELETE"]),
+    st.sampled_from(["item", "item", "owner"]),
+    st.integers(0, 6),
+    st.integers(0, 5),
+)
+controls = st.sampled_from(
+    [
+        Mutation(FLUSH),
+        Mutation(UNREGISTER, view="joined"),
+        Mutation(REGISTER, view="joined", sql=VIEWS[1][1]),
+        Mutation(
+            REGISTER, view="late", sql="SELECT owner, MAX(score) AS best FROM item GROUP BY owner"
+        ),
+    ]
+)
+logs = st.lists(st.one_of(entries, entries, entries, controls), max_size=40)
+
+
+def sane(log: list[Mutation]) -> list[Mutation]:
+    """The log without UNREGISTERs of views that are not registered at that point."""
+    live = {name for name, _, _ in VIEWS}
+    kept = []
+    for m in log:
+        if m.op == UNREGISTER:
+            if m.view not in live:
+                continue
+            live.discard(m.view)
+        elif m.op == REGISTER:
+            live.add(m.view or "")
+        kept.append(m)
+    return kept
+
+
+def drive(circuit: Circuit, log: list[Mutation], mode: str, cuts: list[int]) -> list[bytes]:
+    """Replay ``log`` in ``mode``; ``cuts`` picks batch sizes and flush points."""
+    log = sane(log)
+    out = []
+    for name, sql, fmt in VIEWS:
+        update = circuit.register_view(name, sql, None, fmt)
+        if update is not None:
+            out.append(update.to_bytes())
+    if mode == "single":
+        for m in log:
+            out += [u.to_bytes() for u in circuit.ingest_single(m)]
+        return out
+    position, turn = 0, 0
+    while position < len(log):
+        size = cuts[turn % len(cuts)]
+        turn += 1
+        chunk = log[position : position + size]
+        position += size
+        if mode == "batch":
+            out += [u.to_bytes() for u in circuit.ingest_batch(chunk).updates]
+            continue
+        result = circuit.ingest_deferred(chunk)
+        if result is not None:
+            out += [u.to_bytes() for u in result.updates]
+        out += [u.to_bytes() for u in circuit.flush().updates]
+    return out
+
+
+def state(circuit: Circuit) -> dict[str, Any]:
+    return {name: (circuit.rows(name), circuit.members(name)) for name in circuit.view_names()}
+
+
+def counted(metrics: CircuitMetrics) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every metric but the timings."""
+    views = {
+        name: {k: v for k, v in data.items() if not k.startswith("time_ns")}
+        for name, data in metrics.views.items()
+    }
+    operators = [{k: v for k, v in op.items() if k != "self_ns"} for op in metrics.operators]
+    return views, operators
+
+
+def both(
+    pool: WorkerPool, log: list[Mutation], mode: str, cuts: list[int], **options: Any
+) -> tuple[tuple[Any, ...], tuple[Any, ...], ProcessExecutor]:
+    coalesce = options.pop("coalesce", True)
+    sequential = Circuit(coalesce=coalesce, clock=FakeClock())
+    executor = ProcessExecutor(pool, **options)
+    parallel = Circuit(coalesce=coalesce, executor=executor, clock=FakeClock())
+    results = []
+    for circuit in (sequential, parallel):
+        updates = drive(circuit, log, mode, cuts)
+        results.append((updates, state(circuit), counted(circuit.metrics())))
+    executor.close()
+    return results[0], results[1], executor
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    log=logs,
+    mode=st.sampled_from(["single", "batch", "deferred"]),
+    cuts=st.lists(st.integers(1, 12), min_size=1, max_size=4),
+    threshold=st.integers(0, 6),
+    min_changes=st.integers(0, 3),
+    backlog_limit=st.integers(0, 3),
+    coalesce=st.booleans(),
+)
+def test_processes_equal_sequential(
+    pool: WorkerPool,
+    log: list[Mutation],
+    mode: str,
+    cuts: list[int],
+    threshold: int,
+    min_changes: int,
+    backlog_limit: int,
+    coalesce: bool,
+) -> None:
+    expected, got, _ = both(
+        pool,
+        log,
+        mode,
+        cuts,
+        threshold=threshold,
+        min_changes=min_changes,
+        backlog_limit=backlog_limit,
+        coalesce=coalesce,
+    )
+    assert got[0] == expected[0]  # updates, byte for byte, in the same order
+    assert got[1] == expected[1]  # rows and members
+    assert got[2] == expected[2]  # every metric but timings
+
+
+def busy_log(calls: int) -> list[Mutation]:
+    """``calls`` batches of 8 entries, each touching both tables (every view impacted)."""
+    log = []
+    for call in range(calls):
+        for key in range(4):
+            log.append(entry("UPDATE", "item", key, (call + key) % 6))
+            log.append(entry("UPDATE", "owner", key, call))
+    return log
+
+
+def test_gating_decisions_are_counted(pool: WorkerPool) -> None:
+    log = busy_log(6) + [entry("UPDATE", "owner", 1, 9 + i) for i in range(3)]  # then tiny calls
+    _, _, executor = both(
+        pool, log, "batch", [8, 8, 8, 8, 8, 8, 1, 1, 1], threshold=2, min_changes=4
+    )
+    assert executor.calls == {"workers": 6, "main": 3}
+    assert executor.report()["calls_main"] == 3
+
+
+def test_threshold_zero_sends_every_call_to_the_workers(pool: WorkerPool) -> None:
+    log = [*busy_log(2), entry("UPDATE", "owner", 1, 9)]
+    expected, got, executor = both(pool, log, "single", [1], threshold=0, min_changes=0)
+    assert got == expected
+    assert executor.calls == {"workers": len(log), "main": 0}
+
+
+def test_a_long_run_on_workers_drops_and_rebuilds_the_local_replica(pool: WorkerPool) -> None:
+    # with a fake clock every reading advances 1 us: the local replica's build costs a few
+    # dozen readings, and each tiny call sent to the workers after the drop costs one
+    tiny = [entry("UPDATE", "item", k % 6, 10 + k) for k in range(60)]
+    cuts = [8] * 5 + [1] * len(tiny)
+    expected, got, executor = both(
+        pool, busy_log(5) + tiny, "batch", cuts, min_changes=4, backlog_limit=2
+    )
+    assert got == expected
+    assert executor.local_drops == 1
+    assert executor.local_rebuilds == 1
+    assert executor.calls["main"] >= 1
+    assert executor.calls["workers"] > 5
+
+
+def test_unregister_and_register_again_on_another_worker(pool: WorkerPool) -> None:
+    executor = ProcessExecutor(pool, threshold=0, min_changes=0)
+    circuit = Circuit(executor=executor)
+    reference = Circuit()
+    for c in (circuit, reference):
+        for name, sql, fmt in VIEWS:
+            c.register_view(name, sql, None, fmt)
+        c.ingest_batch(busy_log(2))
+        c.unregister_view("totals")
+        c.register_view("totals", "SELECT owner, MAX(score) AS best FROM item GROUP BY owner")
+    assert circuit.view_names() == reference.view_names()
+    assert executor.view_names()[-1] == "totals"
+    got = [u.to_bytes() for u in circuit.ingest_batch(busy_log(3)).updates]
+    assert got == [u.to_bytes() for u in reference.ingest_batch(busy_log(3)).updates]
+    assert state(circuit) == state(reference)
+    with pytest.raises(Exception, match="no view named 'gone'"):
+        circuit.unregister_view("gone")
+    executor.close()
+
+
+def test_a_killed_worker_is_a_clear_error_not_a_hang() -> None:
+    pool = WorkerPool(2)
+    try:
+        executor = ProcessExecutor(pool, threshold=0, min_changes=0)
+        circuit = Circuit(executor=executor)
+        for name, sql, fmt in VIEWS:
+            circuit.register_view(name, sql, None, fmt)
+        circuit.ingest_batch(busy_log(1))
+        victim = pool.workers[executor.placement()["nested"]]
+        assert victim.process is not None
+        victim.process.kill()
+        victim.process.join(5)
+        log = busy_log(1)
+        log[-1] = Mutation("UPDATE", "owner", "owner:3", {"name": "x"}, line=42, source="log.jsonl")
+        with pytest.raises(ReplayError) as caught:
+            circuit.ingest_batch(log)
+        message = str(caught.value)
+        assert message.startswith("log.jsonl:42: worker ")
+        assert "nested" in message
+        assert "exited with code -9" in message
+    finally:
+        pool.close()
+
+
+def test_a_replay_whose_worker_dies_records_its_report(tmp_path: Path) -> None:
+    views = tmp_path / "views.sql"
+    views.write_text("".join(f"CREATE VIEW {name} AS {sql};\n" for name, sql, _ in VIEWS))
+    log = tmp_path / "log.jsonl"
+    lines = [{"op": m.op, "table": m.table, "id": m.id, "data": m.data} for m in busy_log(4)]
+    log.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    options = ReplayOptions(executor="processes", workers=2, parallel_threshold=0, batch_size=8)
+    killed: list[int] = []
+
+    def kill_a_worker(_update: Any) -> None:
+        if not killed and replayer.executor is not None:
+            process = replayer.executor.workers[1].process
+            assert process is not None
+            process.kill()
+            process.join(5)
+            killed.append(1)
+
+    replayer = Replayer(views, log, options, on_update=kill_a_worker)
+    with pytest.raises(RunFailed) as caught:
+        replayer.run()
+    run = caught.value.run
+    assert run.stop_reason == "error"
+    assert not run.completed
+    assert "worker 1" in caught.value.message
+    assert run.extra["executor"]["workers"] == 2
+    assert set(run.views) == {name for name, _, _ in VIEWS}
+
+
+def test_a_replay_with_processes_equals_sequential(tmp_path: Path) -> None:
+    views = tmp_path / "views.sql"
+    views.write_text("".join(f"CREATE VIEW {name} AS {sql};\n" for name, sql, _ in VIEWS))
+    log = tmp_path / "log.jsonl"
+    lines = [{"op": m.op, "table": m.table, "id": m.id, "data": m.data} for m in busy_log(6)]
+    log.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    runs = {}
+    for executor in ("sequential", "processes"):
+        updates: list[bytes] = []
+
+        def collect(update: ViewUpdate, sink: list[bytes] = updates) -> None:
+            sink.append(update.to_bytes())
+
+        options = ReplayOptions(
+            executor=executor,  # type: ignore[arg-type]
+            workers=2,
+            parallel_threshold=2,
+            batch_size=5,
+        )
+        replayer = Replayer(views, log, options, on_update=collect)
+        run = replayer.run()
+        runs[executor] = (
+            updates,
+            state(replayer.circuit),
+            counted(replayer.circuit.metrics()),
+            run,
+        )
+    assert runs["processes"][:3] == runs["sequential"][:3]
+    seq_run, proc_run = runs["sequential"][3], runs["processes"][3]
+    assert proc_run.batch_stats.to_json() | {"duration_ns": 0} == (
+        seq_run.batch_stats.to_json() | {"duration_ns": 0}
+    )
+    section = proc_run.extra["executor"]
+    assert section["calls_main"] + section["calls_workers"] == proc_run.totals.ingest_calls
