@@ -124,7 +124,8 @@ ExecutorOpt = Annotated[
     typer.Option(
         "--executor",
         case_sensitive=False,
-        help="How impacted views are propagated (processes: not available yet).",
+        help="How impacted views are propagated: in this process, or spread over "
+        "--workers processes (calls impacting fewer than --parallel-threshold views stay here).",
         rich_help_panel=REPLAY_PANEL,
     ),
 ]
@@ -318,8 +319,7 @@ def with_replay_options(command: Callable[..., R]) -> Callable[..., R]:
 
     The wrapper's signature is the command's (without ``options``) plus the
     replay options, which is what typer reads to build the flags. Invalid
-    combinations (``--executor processes`` for now) print the usual
-    ``error: ...`` line and exit 1.
+    combinations print the usual ``error: ...`` line and exit 1.
     """
     signature = inspect.signature(command, eval_str=True)
     own = [p for p in signature.parameters.values() if p.name != "options"]

@@ -215,13 +215,26 @@ def test_strict_turns_an_anomaly_into_an_error(files: Path) -> None:
     assert result.stderr.startswith("error: log.jsonl:2: ")
 
 
-def test_the_processes_executor_is_not_available_yet(files: Path) -> None:
-    result = replay("--executor", "processes")
-    assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
-        "error: --executor: the 'processes' executor is not available yet",
-        "hint: use --executor sequential",
-    ]
+def test_the_processes_executor_gives_the_sequential_updates(files: Path, tmp_path: Path) -> None:
+    outputs = []
+    for executor in ("sequential", "processes"):
+        updates = tmp_path / f"{executor}.jsonl"
+        dump = tmp_path / f"{executor}.json"
+        result = replay(
+            "--executor",
+            executor,
+            "--workers",
+            "2",
+            "--parallel-threshold",
+            "1",
+            "--updates",
+            str(updates),
+            "--dump",
+            str(dump),
+        )
+        assert result.exit_code == 0, result.stderr
+        outputs.append((updates.read_bytes(), dump.read_bytes()))
+    assert outputs[0] == outputs[1]
 
 
 @pytest.mark.parametrize(

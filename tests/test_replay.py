@@ -481,9 +481,8 @@ def test_dump_state_is_canonical() -> None:
 
 def test_options_are_validated_with_the_flag_in_the_location() -> None:
     with pytest.raises(ReplayError) as caught:
-        ReplayOptions(executor="processes")
-    assert caught.value.location == "--executor"
-    assert caught.value.hint == "use --executor sequential"
+        ReplayOptions(batch_size=0)
+    assert caught.value.location == "--batch-size"
     with pytest.raises(ReplayError, match="at least 1"):
         ReplayOptions(batch_size=0)
     with pytest.raises(ReplayError):
