@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from circuit.replay import ReplayOptions
@@ -116,8 +117,8 @@ def _print(result: VerificationResult, *, quiet: bool) -> None:
     table.add_column("skipped", justify="right")
     table.add_column("skip reason")
     for name, checks in result.views.items():
-        reason = "; ".join(checks.skip_reasons)
-        table.add_row(name, str(checks.passed), str(checks.skipped), reason)
+        reason = escape("; ".join(checks.skip_reasons))
+        table.add_row(escape(name), str(checks.passed), str(checks.skipped), reason)
     out.print(table)
     status = "ok" if result.ok else "FAILED"
     out.print(f"{status}: {result.passed} checks passed, {result.skipped} skipped")

@@ -76,12 +76,28 @@ class SqlglotOracle:
         )
         if star and len(refs) > 1:
             return Skipped("* over a join")
+        aliases = {e.alias for e in query.expressions if isinstance(e, exp.Alias)}
+        order = query.args.get("order")
+        sorted_names = {
+            column.name
+            for column in (order.find_all(exp.Column) if order is not None else ())
+            if not column.table
+        }
+        referenced = {
+            column.name
+            for column in query.find_all(exp.Column)
+            if not column.name.startswith("$") and column.name not in aliases
+        }
         loaded: dict[str, list[dict[str, Any]]] = {}
+        schema: dict[str, dict[str, str]] = {}
         for ref in refs:
-            rows = _load(tables.get(ref.name, {}), uniform=star)
-            if isinstance(rows, Skipped):
-                return rows
-            loaded[ref.name] = rows
+            table = _load(tables.get(ref.name, {}), uniform=star, referenced=referenced)
+            if isinstance(table, Skipped):
+                return table
+            loaded[ref.name] = table[0]
+            schema[ref.name] = dict.fromkeys(table[1], "UNKNOWN")
+            if sorted_names & aliases & set(table[1]):
+                return Skipped("ORDER BY an output name that is also a field (ambiguous here)")
         _bind(query, param_values(params))
         for ident in query.find_all(exp.Identifier):
             ident.set("quoted", True)  # the executor folds unquoted names to lower case
@@ -91,7 +107,7 @@ class SqlglotOracle:
             terms = [*(query.args["order"].expressions if ordered else []), *keys]
             query.set("order", exp.Order(expressions=terms))
         try:
-            result = execute(query, tables=loaded)
+            result = execute(query, schema=schema, tables=loaded)
         except (SqlglotError, TypeError, ValueError, KeyError, AttributeError) as err:
             return Skipped(f"sqlglot executor failed: {type(err).__name__}: {err}")
         return Rows([dict(zip(result.columns, row, strict=True)) for row in result.rows], ordered)
@@ -127,10 +143,17 @@ def _unsupported(query: exp.Select) -> str | None:
 
 
 def _load(
-    records: Mapping[str, dict[str, Any]], *, uniform: bool
-) -> list[dict[str, Any]] | Skipped:
-    """Records as executor rows: every field a column, booleans 1/0."""
+    records: Mapping[str, dict[str, Any]], *, uniform: bool, referenced: set[str]
+) -> tuple[list[dict[str, Any]], list[str]] | Skipped:
+    """Records as executor rows (booleans 1/0) and the table's columns.
+
+    The columns are every field plus, unless ``*`` reads a non-empty table,
+    every name the query references (all NULL where missing), so that an
+    empty table or a field no record has still resolves.
+    """
     fields: dict[str, None] = {"id": None}
+    if not uniform or not records:  # with no records, `*` has no row to widen
+        fields.update(dict.fromkeys(sorted(referenced)))
     for record in records.values():
         fields.update(dict.fromkeys(record))
         if any(isinstance(value, dict | list) for value in record.values()):
@@ -139,7 +162,8 @@ def _load(
         return Skipped("a field name with upper-case letters (the executor folds them)")
     if uniform and any(len(record) != len(fields) for record in records.values()):
         return Skipped("* over records that lack some fields")
-    return [{name: _value(record.get(name)) for name in fields} for record in records.values()]
+    rows = [{name: _value(record.get(name)) for name in fields} for record in records.values()]
+    return rows, list(fields)
 
 
 def _value(value: Any) -> Any:
