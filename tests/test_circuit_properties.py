@@ -417,6 +417,14 @@ def expected_update(
     )
 
 
+ORACLE_BUGS = {
+    # SELECT DISTINCT name over {"id": "user:0"} and {"id": "user:1", "name": null} gives two
+    # NULL rows in the SQLite oracle (a missing field and a JSON null kept apart); the reference
+    # above still checks this view after every call.
+    "names": "oracle: DISTINCT keeps a missing field and a JSON null apart",
+}
+
+
 class Harness:
     """Drives one circuit and checks (b) and (c) around every ingest call."""
 
@@ -512,6 +520,8 @@ class Harness:
         snapshot = get_oracle("sqlite").snapshot(self.cx.tables())
         try:
             for view in self.registered:
+                if view.name in ORACLE_BUGS:
+                    continue
                 result = snapshot.evaluate(view.sql, {})
                 assert isinstance(result, Rows), (view.name, result)
                 want = result.rows if result.ordered else by_canonical_json(result.rows)
