@@ -22,7 +22,7 @@ nodes of the syntax tree (the executor has no bind parameters).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlglot import exp
@@ -47,6 +47,9 @@ _UNSUPPORTED: tuple[tuple[type[exp.Expr], str], ...] = (
     (exp.Distinct, "DISTINCT"),
     (exp.Offset, "OFFSET"),
 )
+
+
+ARITHMETIC = "+ - * over strings"
 
 
 class SqlglotOracle:
@@ -99,6 +102,9 @@ class SqlglotOracle:
             if sorted_names & aliases & set(table[1]):
                 return Skipped("ORDER BY an output name that is also a field (ambiguous here)")
         _bind(query, param_values(params))
+        hazard = _python_semantics(query, loaded)
+        if hazard is not None:
+            return Skipped(hazard)
         for ident in query.find_all(exp.Identifier):
             ident.set("quoted", True)  # the executor folds unquoted names to lower case
         ordered = query.args.get("order") is not None
@@ -166,6 +172,56 @@ def _load(
     return rows, list(fields)
 
 
+def _python_semantics(query: exp.Select, loaded: Mapping[str, list[dict[str, Any]]]) -> str | None:
+    """Where Python would compute something else than SQLite on these values, say what.
+
+    ``+ - *`` on strings concatenate or repeat in Python; ``||`` renders
+    floats differently (``1e+20`` vs SQLite's ``1.0e+20``); ``UPPER``/``LOWER``
+    fold non-ASCII letters, SQLite does not. The check looks at the literals
+    and at every value of the columns under such an operator (by column name,
+    over every table the query reads, which errs on the side of skipping).
+    """
+    values: dict[str, list[Any]] = {}
+    for rows in loaded.values():
+        for row in rows:
+            for name, value in row.items():
+                values.setdefault(name, []).append(value)
+    hazards: tuple[tuple[type[exp.Expr], str, Callable[[Any], bool]], ...] = (
+        (exp.Add, ARITHMETIC, lambda v: isinstance(v, str)),
+        (exp.Sub, ARITHMETIC, lambda v: isinstance(v, str)),
+        (exp.Mul, ARITHMETIC, lambda v: isinstance(v, str)),
+        (exp.Neg, ARITHMETIC, lambda v: isinstance(v, str)),
+        (exp.DPipe, "|| over floats", lambda v: isinstance(v, float)),
+        (
+            exp.Upper,
+            "UPPER/LOWER of non-ASCII text",
+            lambda v: isinstance(v, str) and not v.isascii(),
+        ),
+        (
+            exp.Lower,
+            "UPPER/LOWER of non-ASCII text",
+            lambda v: isinstance(v, str) and not v.isascii(),
+        ),
+    )
+    for kind, reason, bad in hazards:
+        for node in query.find_all(kind):
+            for leaf in node.walk():
+                if reason == ARITHMETIC and isinstance(leaf, exp.DPipe | exp.Upper | exp.Lower):
+                    return reason  # text computed at run time
+                if isinstance(leaf, exp.Literal) and bad(_literal_value(leaf)):
+                    return reason
+                if isinstance(leaf, exp.Column) and any(map(bad, values.get(leaf.name, ()))):
+                    return reason
+    return None
+
+
+def _literal_value(node: exp.Literal) -> Any:
+    if node.is_string:
+        return node.this
+    text = str(node.this)
+    return float(text) if any(ch in text for ch in ".eE") else int(text)
+
+
 def _value(value: Any) -> Any:
     return int(value) if isinstance(value, bool) else value
 
@@ -182,8 +238,11 @@ def _literal(value: Any) -> exp.Expr:
 
 
 def _bind(query: exp.Select, params: Mapping[str, Any]) -> None:
-    """Replace ``$name`` and ``:name`` by literal nodes of their values."""
+    """Replace ``$name`` and ``:name`` by literal nodes of their values, TRUE/FALSE by 1/0."""
     for node in list(query.walk()):
+        if isinstance(node, exp.Boolean):
+            node.replace(exp.Literal.number(int(node.this)))
+            continue
         name = None
         if isinstance(node, exp.Placeholder):
             name = node.name
