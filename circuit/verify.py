@@ -25,7 +25,7 @@ import os
 import shlex
 from collections.abc import Iterable, Mapping
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -322,21 +322,9 @@ def verify(
         path = write_repro(
             repro_dir, result.mismatch, views or [], log_path, options, oracle=oracle
         )
-        result.mismatch = _with_repro(result.mismatch, path)
+        result.mismatch = replace(result.mismatch, repro=path)
     result.run.extra["verification"] = result.to_json()
     return result
-
-
-def _with_repro(mismatch: Mismatch, path: str) -> Mismatch:
-    return Mismatch(
-        mismatch.view,
-        mismatch.seq,
-        mismatch.line,
-        mismatch.entries,
-        mismatch.diff,
-        mismatch.sql,
-        path,
-    )
 
 
 def write_repro(
