@@ -467,11 +467,14 @@ class Harness:
         return {view.name: dict(self.cx.members(view.name)) for view in self.registered}
 
     def register_all(self) -> None:
+        """Register every view (again: a replaced view starts afresh, all members created)."""
         tables = self.states[self.applied]
         for view in VIEWS:
             update = self.cx.register_view(view.name, view.sql, format=view.format)
-            self.registered.append(view)
+            if view not in self.registered:
+                self.registered.append(view)
             if view.groups is not None:
+                self.grouped.pop(view.name, None)
                 self.advance_groups(view)
             after = dict(self.cx.members(view.name))
             want = expected_update(view, self.cx.seq, {}, after, tables, tables)
@@ -551,10 +554,14 @@ def chunks(sizes: list[int], total: int) -> Iterator[int]:
         i += 1
 
 
-def run_single(mutations: list[Mutation], states: list[Tables], register_at: int) -> Harness:
+def run_single(
+    mutations: list[Mutation], states: list[Tables], register_at: int, again_at: int = -1
+) -> Harness:
+    """One entry per call; the views are registered before entry ``register_at`` and
+    registered again (replaced) before entry ``again_at``."""
     h = Harness(make_circuit(), mutations, states)
     for index in range(len(mutations) + 1):
-        if index == register_at:
+        if index in (register_at, again_at) and (index == register_at or h.registered):
             h.register_all()
         if index < len(mutations):
             h.call(lambda: h.cx.ingest_single(h.take(1)[0]))
@@ -607,12 +614,13 @@ SIZES = st.lists(st.integers(1, 8), min_size=1, max_size=6)
 
 
 @PROPERTY
-@given(log=LOGS, register_at=st.integers(0, 30))
+@given(log=LOGS, register_at=st.integers(0, 30), again_at=st.integers(0, 30))
 def test_single_mode_matches_the_reference_after_every_call(
-    log: list[Step], register_at: int
+    log: list[Step], register_at: int, again_at: int
 ) -> None:
     mutations, states = materialize(log)
-    run_single(mutations, states, min(register_at, len(mutations))).check_oracle()
+    end = len(mutations)
+    run_single(mutations, states, min(register_at, end), min(again_at, end)).check_oracle()
 
 
 @PROPERTY
