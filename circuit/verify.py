@@ -34,6 +34,7 @@ from sqlglot import exp
 
 from .circuit import Circuit
 from .errors import CircuitError, ReplayError, VerificationError
+from .executors import ProcessExecutor, WorkerPool, default_workers
 from .mutations import Mutation
 from .oracle import Oracle, RowDiff, Rows, diff_rows, get_oracle
 from .oracle.base import Snapshot
@@ -282,11 +283,16 @@ def verify(
         raise ReplayError(f"must be at least 1, got {every}", location="--every")
     options = options or ReplayOptions()
     checker_oracle = get_oracle(oracle, dialect=options.dialect)
+    executor = None
+    if options.executor == "processes":
+        pool = WorkerPool(options.workers or default_workers())
+        executor = ProcessExecutor(pool, threshold=options.parallel_threshold, owns_pool=True)
     circuit = _CheckedCircuit(
         strict=options.strict,
         coalesce=options.coalesce,
         pending_limit=options.pending_limit,
         dialect=options.dialect,
+        executor=executor,
     )
     replayer = Replayer(
         views_path,
@@ -297,6 +303,7 @@ def verify(
         circuit=circuit,
         progress=progress,
     )
+    replayer.executor = executor  # the replayer starts, syncs and stops it as its own
     result = VerificationResult(oracle, every, Run(run=replayer.info))
     checker = _Checker(checker_oracle, every, result)
     checker.replayer = replayer

@@ -587,6 +587,13 @@ def test_verify_passes_and_counts_skips_apart(verify_files: Path, mode: Mode, or
         assert ["subquery" in reason for reason in result.views["top_posts"].skip_reasons] == [True]
 
 
+def test_verify_checks_the_process_executor_too(verify_files: Path) -> None:
+    options = ReplayOptions(mode="batch", batch_size=2, executor="processes", workers=2)
+    result = verify(verify_files / "views.sql", verify_files / "log.jsonl", options)
+    assert result.ok, result.failure or result.mismatch
+    assert result.skipped == 0 and result.views["top_posts"].passed >= 2
+
+
 def test_verify_stops_at_the_first_mismatch_and_writes_a_repro(
     verify_files: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
