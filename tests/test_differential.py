@@ -290,11 +290,12 @@ def order_limit(
         return limit
     terms = []
     for _ in range(draw(st.integers(1, 2))):
-        # an integer literal would be a column position, outside the subset
-        computed = expressions(cols, 1).filter(lambda e: any(col in e for col in cols))
-        term = draw(st.one_of(st.sampled_from(cols), computed))
-        if names and draw(st.integers(0, 3)) == 0:
-            term = draw(st.sampled_from(names))
+        if not cols or (names and draw(st.integers(0, 3)) == 0):
+            term = draw(st.sampled_from(names))  # an output name (the only choice: no cols)
+        else:
+            # an integer literal would be a column position, outside the subset
+            computed = expressions(cols, 1).filter(lambda e: any(col in e for col in cols))
+            term = draw(st.one_of(st.sampled_from(cols), computed))
         term += draw(st.sampled_from(["", " ASC", " DESC"]))
         term += draw(st.sampled_from(["", "", " NULLS FIRST", " NULLS LAST"]))
         terms.append(term)
@@ -313,7 +314,7 @@ def single_table_views(draw: st.DrawFn) -> str:
     if distinct:  # DISTINCT sorts by what it outputs: ORDER BY output names only
         if "distinct_nested_name" in AVOID:
             names = [name for name in names if f"meta.{name}" not in select]
-        tail = draw(order_limit(names, names)) if names else ""
+        tail = draw(order_limit([], names)) if names else ""
     else:
         tail = draw(order_limit(cols, names))
     return f"SELECT {distinct}{select} FROM {table}{where}{tail}"
