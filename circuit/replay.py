@@ -537,7 +537,6 @@ def steady_gc() -> Iterator[None]:
     scanned) and young collections run less often; both are undone after.
     """
     thresholds = gc.get_threshold()
-    gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 1_000)
     try:

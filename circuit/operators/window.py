@@ -71,6 +71,35 @@ class GroupWindow:
         ordered = self.ordered[ck]
         return [(key, rows[key]) for _, key in ordered.islice(self.start, self.stop)]
 
+    def _near_boundaries(
+        self, ck: Any, changes: list[tuple[RowKey, Row | None, Row | None]]
+    ) -> dict[RowKey, Row | None]:
+        """Visibility of every row whose visibility a change of the group can flip.
+
+        ``d`` changes move any other row's rank by at most ``d``, so only the
+        changed rows and the rows within ``2d`` of the window's edges can
+        cross an edge: O(d log n) instead of listing the whole window. Maps
+        each such key to its row when visible, else None.
+        """
+        sl = self.ordered.get(ck)
+        rows = self.groups.get(ck)
+        if not sl or not rows:
+            return {}
+        size = len(sl)
+        start, stop = self.start, self.stop if self.stop is not None else size
+        reach = 2 * len(changes)
+        out: dict[RowKey, Row | None] = {}
+        for edge in (start, stop) if start else (stop,):
+            low, high = max(0, edge - reach), min(size, edge + reach)
+            for position, (_, key) in enumerate(sl.islice(low, high), low):
+                out[key] = rows[key] if start <= position < stop else None
+        sort_keys = self.sort_keys
+        for key, _old, _new in changes:
+            if key in rows and key not in out:
+                position = sl.bisect_left(sort_keys[key])
+                out[key] = rows[key] if start <= position < stop else None
+        return out
+
     def drop_group(self, ck: Any) -> None:
         """Forget one group's rows (its parents no longer show it)."""
         rows = self.groups.pop(ck, None)
@@ -166,7 +195,7 @@ class GroupWindow:
                 by_group.setdefault(old_ck, []).append((key, old, None))
             if new_ck is not None:
                 by_group.setdefault(new_ck, []).append((key, None, new))
-        before = {ck: dict(self.visible_rows(ck)) for ck in by_group}
+        before = {ck: self._near_boundaries(ck, changes) for ck, changes in by_group.items()}
         for ck, changes in by_group.items():
             for key, old, _new in changes:
                 if old is not None:
@@ -184,15 +213,22 @@ class GroupWindow:
                     ordered[ck].add(sk)
                     rows[key] = new
         out: Visible = []
-        for ck in by_group:
-            after = dict(self.visible_rows(ck))
+        for ck, changes in by_group.items():
+            old_visible = before[ck]
+            new_visible = self._near_boundaries(ck, changes)
             if ck in groups and not groups[ck]:
                 del groups[ck]
                 del ordered[ck]
-            for key, row in before[ck].items():
-                now = after.pop(key, None)
-                if now is not row:
-                    out.append((ck, key, row, now))
-            for key, row in after.items():
-                out.append((ck, key, None, row))
+            changed = {key for key, _old, _new in changes}
+            for key in old_visible.keys() | new_visible.keys():
+                # a key seen on one side only did not cross an edge: same on both sides
+                # (unless it changed, and so was absent there)
+                if key in old_visible:
+                    was = old_visible[key]
+                    now = new_visible.get(key, None if key in changed else was)
+                else:
+                    now = new_visible[key]
+                    was = None if key in changed else now
+                if was is not now:
+                    out.append((ck, key, was, now))
         return out
