@@ -616,17 +616,7 @@ class _Planner:
                         "a subquery inside a select-list expression",
                         hint="a nested subquery must be a whole select item: (SELECT ...) AS name",
                     )
-                if _has_aggregate(target):
-                    raise ctx.unsupported(
-                        target, "aggregate functions (GROUP BY lands in a later release)"
-                    )
-                name = alias or (target.name if isinstance(target, exp.Column) else None)
-                if not name:
-                    raise ctx.error(
-                        node,
-                        "an expression in the select list needs a name",
-                        hint=f"add AS name: {target.sql()} AS name",
-                    )
+                name = output_name(node, ctx)
                 items.append(
                     SelectItem(
                         EXPR,
@@ -720,6 +710,19 @@ class _Planner:
                 raise ctx.unsupported(select, f"SELECT clause {key!r}")
         if select.args.get("hint"):
             raise ctx.unsupported(select, "optimizer hints")
+
+
+def output_name(node: exp.Expression, ctx: CompileContext) -> str:
+    """A select item's output name: its alias, or a bare column's own name."""
+    if isinstance(node, exp.Alias) and node.alias:
+        return node.alias
+    if isinstance(node, exp.Column) and node.name:
+        return node.name
+    raise ctx.error(
+        node,
+        "an expression in the select list needs a name",
+        hint=f"add AS name: {node.sql()} AS name",
+    )
 
 
 def order_items(
@@ -899,7 +902,6 @@ class _AggregatePlanner:
         items: list[tuple[str, RowFn]] = []
         names: set[str] = set()
         for node in select.expressions:
-            alias = node.alias if isinstance(node, exp.Alias) else None
             target = node.this if isinstance(node, exp.Alias) else node
             if isinstance(target, exp.Star) or (
                 isinstance(target, exp.Column) and isinstance(target.this, exp.Star)
@@ -907,13 +909,7 @@ class _AggregatePlanner:
                 raise ctx.unsupported(node, "* in an aggregate view", hint="name the columns")
             if _nested_subquery(target) is not None or _has_subquery(target):
                 raise ctx.unsupported(node, "a subquery in an aggregate view's select list")
-            name = alias or (target.name if isinstance(target, exp.Column) else None)
-            if not name:
-                raise ctx.error(
-                    node,
-                    "an expression in the select list needs a name",
-                    hint=f"add AS name: {target.sql()} AS name",
-                )
+            name = output_name(node, ctx)
             if name in names:
                 raise ctx.error(node, f"two select items are named {name!r}")
             names.add(name)
