@@ -24,10 +24,12 @@ Visible = list[tuple[Any, RowKey, Row | None, Row | None]]
 def make_sort_key(plan: LevelPlan) -> Callable[[Row, RowKey], tuple[Any, ...]]:
     """ORDER BY key of a row, ties broken by the row key ascending."""
     items = [(o.fn, o.desc, o.nulls_first) for o in plan.order]
-    if plan.has_left_join:  # keys may hold None for a missing side
-        inner = make_sort_key_items(items)
-        return lambda row, key: inner(row, row_key_order(key))
-    return make_sort_key_items(items)
+    inner = make_sort_key_items(items)
+    if plan.has_left_join:
+        # keys may hold None for a missing side: tie-break on a comparable stand-in,
+        # which is unique per key, so the raw key after it is never compared
+        return lambda row, key: ((inner(row, row_key_order(key)),), key)
+    return inner
 
 
 def make_sort_key_items(

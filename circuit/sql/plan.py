@@ -732,20 +732,25 @@ def order_items(
     order = select.args.get("order")
     if order is None:
         return []
-    outputs = {n.alias: n.this for n in select.expressions if isinstance(n, exp.Alias)}
+    outputs: dict[str, exp.Expression] = {}
+    for node in select.expressions:
+        if isinstance(node, exp.Alias):
+            outputs.setdefault(node.alias, node.this)
+        elif isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+            outputs.setdefault(node.name, node)
     items = []
     for ordered in order.expressions:
         target = ordered.this
-        if isinstance(target, exp.Column) and not target.table and target.name in outputs:
-            target = outputs[target.name]
-        if _has_subquery(target):
-            raise ctx.unsupported(ordered, "ORDER BY a subquery")
         if isinstance(target, exp.Literal) and not target.is_string:
             raise ctx.unsupported(
                 ordered,
                 "ORDER BY a column position",
                 hint="order by the expression or its output name",
             )
+        if isinstance(target, exp.Column) and not target.table and target.name in outputs:
+            target = outputs[target.name]
+        if _has_subquery(target):
+            raise ctx.unsupported(ordered, "ORDER BY a subquery")
         items.append(
             OrderItem(
                 compiler.value(target),
