@@ -67,7 +67,8 @@ FEATURES = Features(
 
 AVOID = frozenset(
     os.environ.get(
-        "SSP_FUZZ_AVOID", "order_by_constant,left_join_limit,distinct_nested_name"
+        "SSP_FUZZ_AVOID",
+        "order_by_constant,left_join_limit,distinct_nested_name,distinct_constant",
     ).split(",")
 )
 """Known engine bugs the grammar steers around so that hypothesis can find the others;
@@ -237,22 +238,25 @@ def predicates(draw: st.DrawFn, cols: list[str], depth: int = 2, *, subqueries: 
 
 
 @st.composite
-def projections(draw: st.DrawFn, cols: list[str], *, star: bool = True) -> tuple[str, list[str]]:
-    """A select list and the output names ORDER BY may use.
+def projections(
+    draw: st.DrawFn, cols: list[str], *, star: bool = True
+) -> tuple[str, list[str], bool]:
+    """A select list, the output names ORDER BY may use, and whether an item is constant.
 
     Names of constant items are left out while ``order_by_constant`` is
     avoided (see ``KNOWN_ENGINE_BUGS``).
     """
     if star and draw(st.integers(0, 3)) == 0:
         if draw(st.booleans()):
-            return "*", []
+            return "*", [], False
         item = draw(expressions(cols))
         if not _sortable(item, cols):  # ORDER BY a field it replaces would name it
-            return f"*, {item} AS x", []
+            return f"*, {item} AS x", [], True
         alias = draw(st.sampled_from(["x", "title", "age"]))
-        return f"*, {item} AS {alias}", [alias]
+        return f"*, {item} AS {alias}", [alias], False
     items: list[str] = []
     names: list[str] = []
+    constant = False
     for index in range(draw(st.integers(1, 3))):
         if draw(st.booleans()):
             column = draw(st.sampled_from(cols))
@@ -266,7 +270,9 @@ def projections(draw: st.DrawFn, cols: list[str], *, star: bool = True) -> tuple
         items.append(f"{item} AS {name}")
         if _sortable(item, cols):
             names.append(name)
-    return ", ".join(items), names
+        else:
+            constant = True
+    return ", ".join(items), names, constant
 
 
 def _sortable(expression: str, cols: list[str]) -> bool:
@@ -306,11 +312,11 @@ def order_limit(
 def single_table_views(draw: st.DrawFn) -> str:
     table = draw(st.sampled_from(sorted(TABLES)))
     cols = _columns(table)
-    select, names = draw(projections(cols))
+    select, names, constant = draw(projections(cols))
     where = f" WHERE {draw(predicates(cols))}" if draw(st.booleans()) else ""
-    distinct = (
-        "DISTINCT " if FEATURES.distinct and "*" not in select and draw(st.booleans()) else ""
-    )
+    distinct = ""
+    if FEATURES.distinct and "*" not in select and draw(st.booleans()):
+        distinct = "" if constant and "distinct_constant" in AVOID else "DISTINCT "
     if distinct:  # DISTINCT sorts by what it outputs: ORDER BY output names only
         if "distinct_nested_name" in AVOID:
             names = [name for name in names if f"meta.{name}" not in select]
@@ -346,7 +352,7 @@ def nested_views(draw: st.DrawFn) -> str:
     """Select-list subqueries: one row (``[0]`` / ``LIMIT 1``) or arrays, up to two deep."""
     if draw(st.booleans()):
         # post -> its author (one row or NULL)
-        inner_select, _ = draw(projections(_columns("user")))
+        inner_select, _, _ = draw(projections(_columns("user")))
         extra = f" AND {draw(predicates(_columns('user'), 0, subqueries=False))}"
         extra = extra if draw(st.booleans()) else ""
         if draw(st.booleans()):
@@ -357,7 +363,7 @@ def nested_views(draw: st.DrawFn) -> str:
         where = f" WHERE {draw(predicates(_columns('post'), 1))}" if draw(st.booleans()) else ""
         return f"SELECT {outer}, {sub} AS author FROM post{where}"
     # user -> their posts (an array), each maybe with its author again
-    inner_select, inner_names = draw(projections(_columns("post")))
+    inner_select, inner_names, _ = draw(projections(_columns("post")))
     if draw(st.booleans()):
         inner_select += ", (SELECT name, age FROM user WHERE id = $parent.author)[0] AS who"
     link = draw(st.sampled_from(["author = $parent.id", "post.author = user.id"]))
@@ -365,7 +371,7 @@ def nested_views(draw: st.DrawFn) -> str:
     extra = extra if draw(st.booleans()) else ""
     tail = draw(order_limit(_columns("post"), inner_names))
     sub = f"(SELECT {inner_select} FROM post WHERE {link}{extra}{tail})"
-    outer_select, _ = draw(projections(_columns("user"), star=False))
+    outer_select, _, _ = draw(projections(_columns("user"), star=False))
     where = f" WHERE {draw(predicates(_columns('user'), 1))}" if draw(st.booleans()) else ""
     return f"SELECT {outer_select}, {sub} AS posts FROM user{where}"
 
@@ -495,6 +501,11 @@ KNOWN_ENGINE_BUGS = [
         "SELECT DISTINCT meta.k FROM user ORDER BY k",
         [Mutation.create("user", "0", {"meta": {"k": 1}})],
         id="distinct_nested_name: DISTINCT rejects ORDER BY the output name of meta.k",
+    ),
+    pytest.param(
+        "SELECT DISTINCT 0 AS c0 FROM post",
+        [Mutation.create("post", "0", {})],
+        id="distinct_constant: DISTINCT over a constant item is rejected as GROUP BY a position",
     ),
 ]
 
