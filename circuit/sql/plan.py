@@ -900,7 +900,7 @@ class _AggregatePlanner:
         for node in group_nodes:
             if _has_subquery(node) or _has_aggregate(node):
                 raise ctx.unsupported(node, "a subquery or aggregate in GROUP BY")
-            if isinstance(node, exp.Literal) and not node.is_string:
+            if not distinct and isinstance(node, exp.Literal) and not node.is_string:
                 raise ctx.unsupported(node, "GROUP BY a column position")
         group_fns = [rows.value(node) for node in group_nodes]
         out = _AggregateCompiler(scope, ctx, group_nodes, rows)
