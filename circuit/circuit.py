@@ -121,14 +121,11 @@ class Circuit:
         if metrics is not None:
             view.metrics = metrics
         self._view_metrics[name] = view.metrics
-        start = self._clock()
         view.top.initial(self._clock)
         view.account()
         view.member_before.clear()
         if view.synthetic:
             view.synthetic_events()
-        view.metrics.full_recomputes += 0
-        view.metrics.time_ns += self._clock() - start
         self._views[name] = view
         self._rebuild_dependents()
         self._seq += 1
