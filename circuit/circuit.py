@@ -277,6 +277,28 @@ class Circuit:
         propagation counters of ``stats``.
         """
         clock = self._clock
+        updates: list[ViewUpdate] = []
+        if isinstance(rounds, list) and len(rounds) == 1:
+            # one round (coalesced, single, replica): events right after each view runs
+            by_table = rounds[0]
+            views = self._views_reading(by_table)
+            for view in views:
+                t0 = clock()
+                view.top.process(by_table, clock)
+                view.account()
+                update = self._events(view, versions_before, stats)
+                spent = clock() - t0
+                metrics = view.metrics
+                metrics.time_ns += spent
+                metrics.invocations += 1
+                metrics.incremental_updates += 1
+                metrics.samples.add(spent)
+                if update is not None and emit:
+                    updates.append(update)
+            stats.tables_touched = len(by_table)
+            stats.views_impacted = len(views)
+            stats.views_updated = len(updates)
+            return updates
         touched_tables: set[str] = set()
         impacted: dict[View, int] = {}
         count = 0
@@ -288,7 +310,6 @@ class Circuit:
                 view.top.process(by_table, clock)
                 view.account()
                 impacted[view] = impacted.get(view, 0) + clock() - t0
-        updates: list[ViewUpdate] = []
         ordered = list(impacted)
         if count > 1:
             ordered.sort(key=_registration_order)
@@ -467,26 +488,39 @@ class Circuit:
         stats: BatchStats,
     ) -> ViewUpdate | None:
         """The view update for this call's events (None when there are none)."""
-        if not (created or updated or deleted):
+        n_created, n_updated, n_deleted = len(created), len(updated), len(deleted)
+        if not (n_created or n_updated or n_deleted):
             return None
         metrics = view.metrics
         metrics.updates_emitted += 1
-        metrics.events["created"] += len(created)
-        metrics.events["updated"] += len(updated)
-        metrics.events["deleted"] += len(deleted)
-        events = stats.events
-        events["created"] += len(created)
-        events["updated"] += len(updated)
-        events["deleted"] += len(deleted)
+        counted, events = metrics.events, stats.events
+        if n_created:
+            counted["created"] += n_created
+            events["created"] += n_created
+        if n_updated:
+            counted["updated"] += n_updated
+            events["updated"] += n_updated
+        if n_deleted:
+            counted["deleted"] += n_deleted
+            events["deleted"] += n_deleted
         if view.format == FLAT:
             return self._flat_update(view, sorted(view.member_refs))
-        created.sort()
-        updated.sort()
-        deleted.sort()
         versions = view.row_versions if view.synthetic else self._tables.versions
-        records = [{"id": rid, "event": "created", "version": versions[rid]} for rid in created]
-        records += [{"id": rid, "event": "updated", "version": versions[rid]} for rid in updated]
-        records += [{"id": rid, "event": "deleted", "version": v} for rid, v in deleted]
+        records = []
+        if n_created:
+            if n_created > 1:
+                created.sort()
+            records = [{"id": rid, "event": "created", "version": versions[rid]} for rid in created]
+        if n_updated:
+            if n_updated > 1:
+                updated.sort()
+            records += [
+                {"id": rid, "event": "updated", "version": versions[rid]} for rid in updated
+            ]
+        if n_deleted:
+            if n_deleted > 1:
+                deleted.sort()
+            records += [{"id": rid, "event": "deleted", "version": v} for rid, v in deleted]
         return ViewUpdate(view.name, self._seq, STREAMING, records=records)
 
     def _record_changed(self, rid: str, old_version: int) -> bool:
