@@ -18,6 +18,7 @@ from .errors import CircuitError, SqlError
 from .metrics import BatchStats, CircuitMetrics, Clock, ViewMetrics
 from .mutations import DATA_OPS, FLUSH, REGISTER, UNREGISTER, Mutation
 from .operators import TableChanges
+from .sql.keys import hash_key
 from .sql.plan import plan_view
 from .sql.values import json_equal
 from .tables import APPLIED, NOOP, Tables
@@ -58,6 +59,7 @@ class Circuit:
         self._tables = Tables()
         self._views: dict[str, View] = {}
         self._dependents: dict[str, list[View]] = {}
+        self._routed: dict[str, dict[str, dict[Any, list[View]]]] = {}
         self._view_metrics: dict[str, ViewMetrics] = {}
         self._pending: list[Mutation] = []
         self._records_before: dict[str, tuple[str, dict[str, Any] | None]] = {}
@@ -160,11 +162,21 @@ class Circuit:
         return list(self._views)
 
     def _rebuild_dependents(self) -> None:
+        """The dependency index: per table, the views that see every change of it, and
+        the routed views, which see only changes whose old or new record has their
+        pinned value (``WHERE room = :room``: thousands of parametrized views)."""
         index: dict[str, list[View]] = {}
+        routed: dict[str, dict[str, dict[Any, list[View]]]] = {}
         for view in self._views.values():
+            route = view.plan.route
             for table in sorted(view.tables):
-                index.setdefault(table, []).append(view)
+                if route is not None and route[0] == table:
+                    by_field = routed.setdefault(table, {}).setdefault(route[1], {})
+                    by_field.setdefault(route[2], []).append(view)
+                else:
+                    index.setdefault(table, []).append(view)
         self._dependents = index
+        self._routed = routed
 
     def _view(self, name: str) -> View:
         view = self._views.get(name)
@@ -371,15 +383,25 @@ class Circuit:
         self._seq = seq
 
     def _views_reading(self, by_table: TableChanges) -> list[View]:
-        """The views that read any changed table, each once, in registration order."""
-        dependents = self._dependents
-        if len(by_table) == 1:
+        """The views a round of changes can affect, each once, in registration order."""
+        dependents, routed = self._dependents, self._routed
+        if len(by_table) == 1 and not routed:
             for table in by_table:
                 return dependents.get(table, [])
         found: dict[View, None] = {}
-        for table in by_table:
+        for table, changes in by_table.items():
             for view in dependents.get(table, ()):
                 found[view] = None
+            by_field = routed.get(table)
+            if by_field:
+                for field, by_value in by_field.items():
+                    for _rid, old, new in changes:
+                        for record in (old, new):
+                            if record is not None:
+                                value = record.get(field)
+                                if value is not None:
+                                    for view in by_value.get(hash_key(value), ()):
+                                        found[view] = None
         return sorted(found, key=_registration_order)
 
     def _apply(
@@ -599,7 +621,10 @@ class Circuit:
 
     def dependency_index(self) -> dict[str, list[str]]:
         """table -> the views that read it (registration order)."""
-        return {table: [v.name for v in views] for table, views in sorted(self._dependents.items())}
+        return {
+            table: [name for name in self._views if table in self._views[name].tables]
+            for table in sorted({t for view in self._views.values() for t in view.tables})
+        }
 
 
 def _registration_order(view: View) -> int:

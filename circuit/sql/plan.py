@@ -228,8 +228,30 @@ class ViewPlan:
     top: LevelPlan
     tables: list[str]
 
+    @property
+    def route(self) -> tuple[str, str, Any] | None:
+        """``(table, field, value key)`` when only changes with that value can matter.
+
+        The view's WHERE pins a field of its FROM source to a constant, and
+        that table is read nowhere else in the view, so a change whose old and
+        new record both lack the value cannot change the view.
+        """
+        seed = self.top.seed
+        if seed is None:
+            return None
+        table = self.top.sources[0][0]
+        if _source_count(self.top, table) != 1:
+            return None
+        return table, seed[0], seed[1]
+
     def describe(self) -> str:
-        return "\n".join(self.top.describe(0, f"view {self.name}"))
+        lines = self.top.describe(0, f"view {self.name}")
+        route = self.route
+        if route is not None:
+            lines.insert(
+                1, f"  routed: only changes of {route[0]} whose {route[1]} is {route[2]!r}"
+            )
+        return "\n".join(lines)
 
 
 def plan_view(
@@ -324,9 +346,12 @@ class _Planner:
         return plan
 
     def _index_hints(self, plan: LevelPlan, select: exp.Select, scope: Scope, role: str) -> None:
-        """Mark levels that can use a field index: lazy nested groups, seeded scans."""
-        if plan.joins or plan.atoms:
-            return
+        """Mark levels that can use a field index or routing.
+
+        A nested level grouped by one plain field of its only source becomes
+        lazy; a view whose WHERE pins a plain field of its FROM source to a
+        constant gets a seed (its initial scan and the routing of changes).
+        """
         where = select.args.get("where")
         pairs = []
         for conjunct in conjuncts(where.this if where is not None else None):
@@ -338,7 +363,7 @@ class _Planner:
                     field = self._plain_field(inner, scope)
                     if field is not None:
                         pairs.append((field, other))
-        if role == "nested" and len(plan.inner_keys) == 1:
+        if role == "nested" and len(plan.inner_keys) == 1 and not (plan.joins or plan.atoms):
             for field, other in pairs:
                 if referenced_depths(other, scope, self.ctx) == {1}:
                     plan.lazy_field = field
@@ -346,6 +371,8 @@ class _Planner:
         if role == "view":
             compiler = ExpressionCompiler(scope, self.ctx)
             for field, other in pairs:
+                if _has_subquery(other) or referenced_depths(other, scope, self.ctx):
+                    continue
                 ok, value = compiler.constant(other)
                 if ok and value is not None:
                     plan.seed = (field, hash_key(value))
@@ -356,7 +383,12 @@ class _Planner:
         if not isinstance(node, exp.Column) or isinstance(node.this, exp.Star):
             return None
         ref = resolve_column(node, scope, self.ctx)
-        if isinstance(ref, ColumnRef) and ref.depth == 0 and len(ref.path) == 1:
+        if (
+            isinstance(ref, ColumnRef)
+            and ref.depth == 0
+            and ref.position == 0
+            and len(ref.path) == 1
+        ):
             return ref.path[0]
         return None
 
@@ -944,6 +976,14 @@ class _AggregatePlanner:
             distinct=distinct,
             sql=described,
         )
+
+
+def _source_count(level: LevelPlan, table: str) -> int:
+    """How many FROM/JOIN sources of a level and its sublevels read ``table``."""
+    count = sum(1 for name, _ in level.sources if name == table)
+    count += sum(_source_count(atom.level, table) for atom in level.atoms)
+    count += sum(_source_count(item.child, table) for item in level.nested() if item.child)
+    return count
 
 
 def _nested_subquery(node: exp.Expression) -> tuple[exp.Subquery, bool] | None:
