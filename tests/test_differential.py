@@ -65,7 +65,7 @@ FEATURES = Features(
 )
 """Off by default; ``SSP_FUZZ_FEATURES=group_by,distinct`` switches some on."""
 
-AVOID = frozenset(os.environ.get("SSP_FUZZ_AVOID", "distinct_constant,row_key_order").split(","))
+AVOID = frozenset(os.environ.get("SSP_FUZZ_AVOID", "row_key_order").split(","))
 """Known engine bugs the grammar steers around so that hypothesis can find the others;
 each has a strict xfail case in ``KNOWN_ENGINE_BUGS``. ``SSP_FUZZ_AVOID=`` avoids none."""
 
@@ -233,19 +233,16 @@ def predicates(draw: st.DrawFn, cols: list[str], depth: int = 2, *, subqueries: 
 
 
 @st.composite
-def projections(
-    draw: st.DrawFn, cols: list[str], *, star: bool = True
-) -> tuple[str, list[str], bool]:
-    """A select list, its explicit output names, and whether an item is a constant."""
+def projections(draw: st.DrawFn, cols: list[str], *, star: bool = True) -> tuple[str, list[str]]:
+    """A select list and its explicit output names."""
     if star and draw(st.integers(0, 3)) == 0:
         if draw(st.booleans()):
-            return "*", [], False
+            return "*", []
         item = draw(expressions(cols))
         alias = draw(st.sampled_from(["x", "title", "age"]))
-        return f"*, {item} AS {alias}", [alias], _constant(item, cols)
+        return f"*, {item} AS {alias}", [alias]
     items: list[str] = []
     names: list[str] = []
-    constant = False
     for index in range(draw(st.integers(1, 3))):
         if draw(st.booleans()):
             column = draw(st.sampled_from(cols))
@@ -258,12 +255,7 @@ def projections(
         item = draw(expressions(cols))
         items.append(f"{item} AS {name}")
         names.append(name)
-        constant = constant or _constant(item, cols)
-    return ", ".join(items), names, constant
-
-
-def _constant(expression: str, cols: list[str]) -> bool:
-    return not any(col in expression for col in cols)
+    return ", ".join(items), names
 
 
 @st.composite
@@ -299,11 +291,11 @@ def order_limit(
 def single_table_views(draw: st.DrawFn) -> str:
     table = draw(st.sampled_from(sorted(TABLES)))
     cols = _columns(table)
-    select, names, constant = draw(projections(cols))
+    select, names = draw(projections(cols))
     where = f" WHERE {draw(predicates(cols))}" if draw(st.booleans()) else ""
     distinct = ""
     if FEATURES.distinct and "*" not in select and draw(st.booleans()):
-        distinct = "" if constant and "distinct_constant" in AVOID else "DISTINCT "
+        distinct = "DISTINCT "
     if distinct:  # DISTINCT sorts by what it outputs: ORDER BY output names only
         steer = "row_key_order" in AVOID
         tail = draw(order_limit([], names)) if names and not steer else ""
@@ -334,7 +326,7 @@ def nested_views(draw: st.DrawFn) -> str:
     """Select-list subqueries: one row (``[0]`` / ``LIMIT 1``) or arrays, up to two deep."""
     if draw(st.booleans()):
         # post -> its author (one row or NULL)
-        inner_select, _, _ = draw(projections(_columns("user")))
+        inner_select, _ = draw(projections(_columns("user")))
         extra = f" AND {draw(predicates(_columns('user'), 0, subqueries=False))}"
         extra = extra if draw(st.booleans()) else ""
         if draw(st.booleans()):
@@ -345,7 +337,7 @@ def nested_views(draw: st.DrawFn) -> str:
         where = f" WHERE {draw(predicates(_columns('post'), 1))}" if draw(st.booleans()) else ""
         return f"SELECT {outer}, {sub} AS author FROM post{where}"
     # user -> their posts (an array), each maybe with its author again
-    inner_select, inner_names, _ = draw(projections(_columns("post")))
+    inner_select, inner_names = draw(projections(_columns("post")))
     if draw(st.booleans()):
         inner_select += ", (SELECT name, age FROM user WHERE id = $parent.author)[0] AS who"
     link = draw(st.sampled_from(["author = $parent.id", "post.author = user.id"]))
@@ -353,7 +345,7 @@ def nested_views(draw: st.DrawFn) -> str:
     extra = extra if draw(st.booleans()) else ""
     tail = draw(order_limit(_columns("post"), inner_names))
     sub = f"(SELECT {inner_select} FROM post WHERE {link}{extra}{tail})"
-    outer_select, _, _ = draw(projections(_columns("user"), star=False))
+    outer_select, _ = draw(projections(_columns("user"), star=False))
     where = f" WHERE {draw(predicates(_columns('user'), 1))}" if draw(st.booleans()) else ""
     return f"SELECT {outer_select}, {sub} AS posts FROM user{where}"
 
@@ -473,11 +465,6 @@ def test_several_views_share_one_circuit(
 
 KNOWN_ENGINE_BUGS = [
     pytest.param(
-        "SELECT DISTINCT 0 AS c0 FROM post",
-        [Mutation.create("post", "0", {})],
-        id="distinct_constant: DISTINCT over a constant item is rejected as GROUP BY a position",
-    ),
-    pytest.param(
         "SELECT DISTINCT author FROM post LIMIT 1",
         [
             Mutation.create("post", "0", {"author": "b"}),
@@ -497,7 +484,8 @@ KNOWN_ENGINE_BUGS = [
 """Minimal cases of engine bugs this suite found and that are still open. Found and since
 fixed: ORDER BY the name of a constant item rejected as a column position; ``x NOT LIKE p``
 matching nothing; a LIMIT over a LEFT JOIN row without a match raising KeyError; DISTINCT
-rejecting ORDER BY the output name of ``meta.k``."""
+rejecting ORDER BY the output name of ``meta.k``; DISTINCT over a constant item rejected as
+GROUP BY a column position."""
 
 
 @pytest.mark.xfail(strict=True, reason="engine bugs found by this suite; see the ids")
