@@ -58,7 +58,7 @@ from rich.table import Table
 
 from circuit import Circuit, Mutation
 from circuit.mutations import parse_entry
-from circuit.replay import git_revision
+from circuit.replay import git_revision, steady_gc
 from circuit.workloads import SCENARIOS, Sizes
 from circuit.workloads.orders import FILTER_SQL, JOIN_SQL
 
@@ -151,15 +151,21 @@ def w1_log(customers: int, orders: int, seed: int) -> tuple[list[Mutation], list
 def time_calls(
     calls: Callable[[Sequence[Mutation]], int], entries: Sequence[Mutation], batch: int
 ) -> Measure:
-    """Feed ``entries`` ``batch`` at a time to ``calls``; time each call, sum what it created."""
+    """Feed ``entries`` ``batch`` at a time to ``calls``; time each call, sum what it created.
+
+    Every system runs under the garbage-collector setting ``ssp replay`` uses
+    (:func:`circuit.replay.steady_gc`), so none pays full collections over the
+    others' state.
+    """
     clock = time.perf_counter_ns
     elapsed = created = 0
-    for start in range(0, len(entries), batch):
-        chunk = entries[start : start + batch]
-        t0 = clock()
-        made = calls(chunk)
-        elapsed += clock() - t0
-        created += made
+    with steady_gc():
+        for start in range(0, len(entries), batch):
+            chunk = entries[start : start + batch]
+            t0 = clock()
+            made = calls(chunk)
+            elapsed += clock() - t0
+            created += made
     return Measure(len(entries), elapsed / 1e9, created)
 
 
