@@ -170,7 +170,13 @@ class AggregateStage:
         self.view = view
         self.specs = plan.aggregates
         self.groups: dict[Any, _Group] = {}
-        self.window = GroupWindow(_output_level(plan.order, plan.limit, plan.offset))
+        # ties (and LIMIT without ORDER BY) go by the row key: the group values, compared
+        # with SQL's ordering (numbers before text), not as the member id's JSON text
+        by_key = [
+            OrderItem(_value_at(i), False, True, f"group value {i}")
+            for i in range(len(plan.group_fns))
+        ]
+        self.window = GroupWindow(_output_level(plan.order + by_key, plan.limit, plan.offset))
         self.started = False
 
     def state_rows(self) -> int:
@@ -247,6 +253,10 @@ class AggregateStage:
 def _same_types(a: tuple[Any, ...] | None, b: tuple[Any, ...] | None) -> bool:
     assert a is not None and b is not None
     return all(type(x) is type(y) for x, y in zip(a, b, strict=True))
+
+
+def _value_at(index: int) -> Callable[[Any], Any]:
+    return lambda output: output[index]
 
 
 def _on_output(fn: Callable[[Any], Any]) -> Callable[[Row], Any]:
