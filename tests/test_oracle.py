@@ -377,5 +377,7 @@ def test_grouped_and_distinct_columns_keep_sql_equality_and_decode_nested_values
         )
     }
     assert rows("SELECT DISTINCT v FROM t", tables) == [{"v": 1}]
+    nulls = {"t": table("t", {"id": 1}, {"id": 2, "v": None})}
+    assert rows("SELECT DISTINCT v FROM t", nulls) == [{"v": None}]
     got = rows("SELECT o, COUNT(*) AS n FROM t GROUP BY o ORDER BY n", tables)
     assert got == [{"o": "x", "n": 1}, {"o": {"k": 1}, "n": 2}]

@@ -524,9 +524,13 @@ class _Translator:
                 assert resolved is not None  # not a parameter
                 ref, path = resolved
                 kind = _func("json_type", self._record_json(ref), _json_path(path))
-                nested = exp.In(
-                    this=kind,
-                    expressions=[exp.Literal.string("object"), exp.Literal.string("array")],
+                # a missing field (json_type NULL) and a JSON null must not differ here
+                nested = exp.Coalesce(
+                    this=exp.In(
+                        this=kind,
+                        expressions=[exp.Literal.string("object"), exp.Literal.string("array")],
+                    ),
+                    expressions=[exp.Literal.number(0)],
                 )
                 return _Item(name, plain, plain.copy(), False, nested)
             value = _func("json_quote", self._json_reference(names, scope))
