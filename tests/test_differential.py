@@ -19,6 +19,13 @@ subset the engine does not implement yet (GROUP BY, DISTINCT, LEFT JOIN,
 EXISTS, OFFSET).
 
 ``SSP_FUZZ=1`` runs many more examples.
+
+Engine bugs this suite found (all fixed since): ORDER BY the name of a constant
+item rejected as a column position; ``x NOT LIKE p`` matching nothing; a LIMIT
+over a LEFT JOIN row without a match raising KeyError; DISTINCT rejecting
+ORDER BY the output name of ``meta.k``; DISTINCT over a constant item rejected
+as GROUP BY a column position; DISTINCT and GROUP BY row keys compared as JSON
+text (``'b'`` before ``1``) under LIMIT.
 """
 
 from __future__ import annotations
@@ -64,10 +71,6 @@ FEATURES = Features(
     }
 )
 """Off by default; ``SSP_FUZZ_FEATURES=group_by,distinct`` switches some on."""
-
-AVOID = frozenset(os.environ.get("SSP_FUZZ_AVOID", "row_key_order").split(","))
-"""Known engine bugs the grammar steers around so that hypothesis can find the others;
-each has a strict xfail case in ``KNOWN_ENGINE_BUGS``. ``SSP_FUZZ_AVOID=`` avoids none."""
 
 FUZZ = os.environ.get("SSP_FUZZ") == "1"
 settings.register_profile(
@@ -297,8 +300,7 @@ def single_table_views(draw: st.DrawFn) -> str:
     if FEATURES.distinct and "*" not in select and draw(st.booleans()):
         distinct = "DISTINCT "
     if distinct:  # DISTINCT sorts by what it outputs: ORDER BY output names only
-        steer = "row_key_order" in AVOID
-        tail = draw(order_limit([], names)) if names and not steer else ""
+        tail = draw(order_limit([], names)) if names else ""
     else:
         tail = draw(order_limit(cols, names))
     return f"SELECT {distinct}{select} FROM {table}{where}{tail}"
@@ -357,9 +359,7 @@ def group_views(draw: st.DrawFn) -> str:
     aggs = ["COUNT(*) AS n", "COUNT(likes) AS c", "SUM(likes) AS s", "MIN(likes) AS lo"]
     chosen = draw(st.lists(st.sampled_from(aggs), min_size=1, max_size=3, unique=True))
     having = " HAVING COUNT(*) > 1" if draw(st.booleans()) else ""
-    tail = ""
-    if "row_key_order" not in AVOID:
-        tail = draw(st.sampled_from(["", " LIMIT 1", f" ORDER BY {key} DESC LIMIT 2"]))
+    tail = draw(st.sampled_from(["", " LIMIT 1", f" ORDER BY {key} DESC LIMIT 2"]))
     return f"SELECT {key}, {', '.join(chosen)} FROM post GROUP BY {key}{having}{tail}"
 
 
@@ -461,38 +461,6 @@ def test_several_views_share_one_circuit(
     sqls: list[str], log: list[Mutation], mode: str, sizes: list[int], limit: int
 ) -> None:
     run(sqls, log, mode, sizes, limit)
-
-
-KNOWN_ENGINE_BUGS = [
-    pytest.param(
-        "SELECT DISTINCT author FROM post LIMIT 1",
-        [
-            Mutation.create("post", "0", {"author": "b"}),
-            Mutation.create("post", "1", {"author": 1}),
-        ],
-        id="row_key_order: DISTINCT row keys compare as JSON text, so 'b' sorts before 1",
-    ),
-    pytest.param(
-        "SELECT author, COUNT(*) AS n FROM post GROUP BY author LIMIT 1",
-        [
-            Mutation.create("post", "0", {"author": "b"}),
-            Mutation.create("post", "1", {"author": 1}),
-        ],
-        id="row_key_order: group keys compare as JSON text, so 'b' sorts before 1",
-    ),
-]
-"""Minimal cases of engine bugs this suite found and that are still open. Found and since
-fixed: ORDER BY the name of a constant item rejected as a column position; ``x NOT LIKE p``
-matching nothing; a LIMIT over a LEFT JOIN row without a match raising KeyError; DISTINCT
-rejecting ORDER BY the output name of ``meta.k``; DISTINCT over a constant item rejected as
-GROUP BY a column position."""
-
-
-@pytest.mark.xfail(strict=True, reason="engine bugs found by this suite; see the ids")
-@pytest.mark.parametrize(("sql", "log"), KNOWN_ENGINE_BUGS)
-def test_known_engine_bugs(sql: str, log: list[Mutation]) -> None:
-    for mode in ("single", "batch", "deferred"):
-        run([sql], log, mode, [2], 4)
 
 
 # --- the two oracles agree wherever both run ---------------------------------------------
