@@ -13,6 +13,7 @@ windows them like any level.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -41,11 +42,13 @@ class _Sum:
         if value is None:
             return
         self.count += sign
+        if not isinstance(value, (int, float)):
+            value = _numeric(value)
         if isinstance(value, int):  # bool included: 1/0
             self.int_sum += sign * int(value)
             return
         self.reals += sign
-        self.exact += sign * Fraction(_real(value))
+        self.exact += sign * Fraction(value)
 
     def total(self) -> Any:
         if self.count == 0:
@@ -60,11 +63,25 @@ class _Sum:
         return float((self.exact + self.int_sum) / self.count)
 
 
-def _real(value: Any) -> float:
-    """A non-integer SUM input as SQLite converts it (text by its numeric prefix)."""
-    if isinstance(value, float):
-        return value
-    converted = add(0.0, value)
+_INTEGER_TEXT = re.compile(r"[ \t\n\f\r]*[+-]?[0-9]+[ \t\n\f\r]*")
+_REAL_TEXT = re.compile(
+    r"[ \t\n\f\r]*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[ \t\n\f\r]*"
+)
+
+
+def _numeric(value: Any) -> int | float:
+    """A non-number SUM input as SQLite sees it: text that is wholly an integer counts
+    as one (``'10'``), wholly a real as a real, anything else by its numeric prefix,
+    as a real (``'10x'`` is 10.0); arrays and objects are their JSON text."""
+    text = value if isinstance(value, str) else canonical_json(value)
+    if _INTEGER_TEXT.fullmatch(text):
+        number = int(text)
+        if -(2**63) <= number < 2**63:
+            return number
+        return float(number)
+    if _REAL_TEXT.fullmatch(text):
+        return float(text)
+    converted = add(0.0, text)
     return float(converted) if converted is not None else 0.0
 
 
