@@ -596,13 +596,19 @@ class _Translator:
         for ordered in order.expressions if order is not None else []:
             if isinstance(ordered.this, exp.Literal) and not ordered.this.is_string:
                 raise _Skip("ORDER BY a column position")
-            ordered.set("this", self._expr(ordered.this, scope, outputs))
+            # an output name counts only as a whole term; inside an expression a name
+            # is a field (SQLite resolves FROM columns first)
+            bare = _names(ordered.this) is not None
+            ordered.set("this", self._expr(ordered.this, scope, outputs if bare else None))
             if ordered.this.find(exp.Column, exp.Subquery, exp.Select) is not None:
                 terms.append(ordered)
             # else: a constant (e.g. an output name for a literal) orders nothing, and
             # SQLite would read an integer constant as a column position
-        terms.extend(exp.Ordered(this=key, desc=False) for key in self._row_key(sel, scope, items))
-        sel.set("order", exp.Order(expressions=terms))
+        terms.extend(
+            exp.Ordered(this=key, desc=False, nulls_first=True)  # row keys: NULL first
+            for key in self._row_key(sel, scope, items)
+        )
+        sel.set("order", exp.Order(expressions=terms) if terms else None)
 
     def _row_key(self, sel: exp.Select, scope: _Scope, items: list[_Item]) -> list[exp.Expression]:
         """The SPEC's row key: ids in FROM/JOIN order, group-by values, or the row itself."""
@@ -610,7 +616,13 @@ class _Translator:
         if group is not None:
             return [e.copy() for e in group.expressions]
         if sel.args.get("distinct"):
-            return [item.sort.copy() for item in items if item.sort is not None]
+            # a constant item orders nothing, and SQLite would read an integer as a position
+            return [
+                item.sort.copy()
+                for item in items
+                if item.sort is not None
+                and item.sort.find(exp.Column, exp.Subquery, exp.Select) is not None
+            ]
         if _has_aggregate(sel.expressions):
             return []
         for ref in scope.refs:
