@@ -299,12 +299,7 @@ class Circuit:
                 view.top.process(by_table, clock)
                 view.account()
                 update = self._events(view, versions_before, stats)
-                spent = clock() - t0
-                metrics = view.metrics
-                metrics.time_ns += spent
-                metrics.invocations += 1
-                metrics.incremental_updates += 1
-                metrics.samples.add(spent)
+                view.metrics.record_invocation(clock() - t0)
                 if update is not None and emit:
                     updates.append(update)
             stats.tables_touched = len(by_table)
@@ -328,12 +323,7 @@ class Circuit:
         for view in ordered:
             t0 = clock()
             update = self._events(view, versions_before, stats)
-            spent = clock() - t0 + impacted[view]
-            metrics = view.metrics
-            metrics.time_ns += spent
-            metrics.invocations += 1
-            metrics.incremental_updates += 1
-            metrics.samples.add(spent)
+            view.metrics.record_invocation(clock() - t0 + impacted[view])
             if update is not None and emit:
                 updates.append(update)
         stats.tables_touched = len(touched_tables)

@@ -151,6 +151,13 @@ class ViewMetrics:
     time_ns: int = 0
     samples: Samples = field(default_factory=Samples)
 
+    def record_invocation(self, spent_ns: int) -> None:
+        """One incremental run of the view in an ingest call, and its time."""
+        self.time_ns += spent_ns
+        self.invocations += 1
+        self.incremental_updates += 1
+        self.samples.add(spent_ns)
+
     def to_json(self) -> dict[str, Any]:
         p50, p99 = self.samples.percentiles((50, 99))
         return {

@@ -9,7 +9,7 @@ group. The output is the change of the *visible* rows per group.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -121,22 +121,36 @@ class GroupWindow:
         predicate: Callable[[Row], bool] | None,
         active: set[Any] | None = None,
     ) -> Visible:
-        """Scan, filter and group in one loop, for a single-table level without a window.
+        """Scan, filter and group in one pass, for a single-table level without a window.
 
         With ``active``, only those groups are kept (a lazy nested level).
         """
+
+        def rows() -> Iterator[tuple[RowKey, Row | None, Row | None]]:
+            for rid, old_record, new_record in changes:
+                old = None if old_record is None else (old_record,)
+                if old is not None and predicate is not None and not predicate(old):
+                    old = None
+                new = None if new_record is None else (new_record,)
+                if new is not None and predicate is not None and not predicate(new):
+                    new = None
+                if old is not None or new is not None:
+                    yield (rid,), old, new
+
+        return self._place(rows(), active)
+
+    def _plain(self, delta: Delta) -> Visible:
+        return self._place(((key, old, new) for key, (old, new) in delta.items()), None)
+
+    def _place(
+        self,
+        changes: Iterable[tuple[RowKey, Row | None, Row | None]],
+        active: set[Any] | None,
+    ) -> Visible:
+        """Move changed rows between their groups; every row of a group is visible."""
         group_of, groups = self.group_of, self.groups
         out: Visible = []
-        for rid, old_record, new_record in changes:
-            old = None if old_record is None else (old_record,)
-            if old is not None and predicate is not None and not predicate(old):
-                old = None
-            new = None if new_record is None else (new_record,)
-            if new is not None and predicate is not None and not predicate(new):
-                new = None
-            if old is None and new is None:
-                continue
-            key = (rid,)
+        for key, old, new in changes:
             old_ck = None if old is None else group_of(old)
             new_ck = None if new is None else group_of(new)
             if active is not None:
@@ -144,29 +158,6 @@ class GroupWindow:
                     old, old_ck = None, None
                 if new_ck not in active:
                     new, new_ck = None, None
-                if old is None and new is None:
-                    continue
-            if old_ck is not None and old_ck == new_ck:
-                groups[old_ck][key] = new  # type: ignore[assignment]
-                out.append((old_ck, key, old, new))
-                continue
-            if old_ck is not None:
-                bucket = groups[old_ck]
-                del bucket[key]
-                if not bucket:
-                    del groups[old_ck]
-                out.append((old_ck, key, old, None))
-            if new_ck is not None:
-                groups.setdefault(new_ck, {})[key] = new  # type: ignore[assignment]
-                out.append((new_ck, key, None, new))
-        return out
-
-    def _plain(self, delta: Delta) -> Visible:
-        group_of, groups = self.group_of, self.groups
-        out: Visible = []
-        for key, (old, new) in delta.items():
-            old_ck = None if old is None else group_of(old)
-            new_ck = None if new is None else group_of(new)
             if old_ck is not None and old_ck == new_ck:
                 groups[old_ck][key] = new  # type: ignore[assignment]
                 out.append((old_ck, key, old, new))
