@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from circuit.errors import CircuitError, escape_control
+from circuit.report.run import Run
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
@@ -55,6 +56,15 @@ def fail(err: CircuitError) -> NoReturn:
     """Print an engine error and exit 1."""
     print_error(err.message, location=err.location, hint=err.hint)
     raise typer.Exit(EXIT_FAILURE)
+
+
+def exit_after(run: Run, failure: CircuitError | None, was_interrupted: bool) -> None:
+    """Exit 1 after a failure (printing its error), 130 after Ctrl-C; else return."""
+    if failure is not None:
+        fail(failure)
+    if was_interrupted:
+        line = run.stopped_at.line if run.stopped_at is not None else 0
+        interrupted(f"{run.run.log_path}:{line}")
 
 
 def interrupted(where: str | None = None) -> NoReturn:

@@ -121,11 +121,7 @@ class Profiled:
 
     def exit(self) -> None:
         """Exit 1 after a failure (printing its error), 130 after Ctrl-C; else return."""
-        if self.failure is not None:
-            console.fail(self.failure)
-        if self.interrupted:
-            line = self.run.stopped_at.line if self.run.stopped_at is not None else 0
-            console.interrupted(f"{self.run.run.log_path}:{line}")
+        console.exit_after(self.run, self.failure, self.interrupted)
 
 
 @with_replay_options
