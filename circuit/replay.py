@@ -330,7 +330,7 @@ class Replayer:
             records += self._load(batch)
         t1 = self.clock()
         for view in views:
-            self._register(view.name, view.sql, None, view.format)
+            self._register(view.name, view.sql, None, view.format, getattr(view, "path", None))
         t2 = self.clock()
         if self.options.initial is not None:
             self.initial = InitialLoad(records, _seconds(t1 - t0), _seconds(t2 - t1))
@@ -435,7 +435,8 @@ class Replayer:
         self._propagate()
         if m.op == REGISTER:
             assert m.view is not None and m.sql is not None
-            self._register(m.view, m.sql, m.params, m.format)
+            where = f"{m.source or self.log_path}:{m.line}" if m.line else None
+            self._register(m.view, m.sql, m.params, m.format, where)
         elif m.op == UNREGISTER:
             assert m.view is not None
             self.circuit.unregister_view(m.view)
@@ -443,12 +444,21 @@ class Replayer:
             raise ReplayError(f"unexpected op {m.op!r}", location=f"{self.log_path}:{m.line}")
 
     def _register(
-        self, name: str, sql: str, params: Mapping[str, Any] | None, fmt: str | None
+        self,
+        name: str,
+        sql: str,
+        params: Mapping[str, Any] | None,
+        fmt: str | None,
+        path: str | None = None,
     ) -> None:
-        """Register a view: its params over ``--param``, ``--format`` over its own format."""
+        """Register a view: its params over ``--param``, ``--format`` over its own format.
+
+        ``path`` names where the SQL came from (the views file, or ``log:LINE`` for a
+        REGISTER entry), so that SQL errors point there.
+        """
         merged = {**self.options.params, **(params or {})}
         update = self.circuit.register_view(
-            name, sql, params=merged, format=self.options.format or fmt or "streaming"
+            name, sql, params=merged, format=self.options.format or fmt or "streaming", path=path
         )
         if update is not None and self._on_update is not None:
             self._on_update(update)

@@ -130,8 +130,8 @@ def finish(run: Run, *, report: Path | None, markdown: Path | None, quiet: bool)
         write_report(run, report)
     if markdown is not None:
         append_markdown(run, markdown)
-    if not quiet:
-        render_terminal(run, console.stdout())
+    if not quiet and not (run.stop_reason == "error" and run.totals.entries == 0):
+        render_terminal(run, console.stdout())  # an empty summary would bury the error
 
 
 def refuse_overwriting_inputs(outputs: dict[str, Path | None], *inputs: str | Path) -> None:
