@@ -66,6 +66,8 @@ class FakeCircuit:
         sql: str,
         params: Mapping[str, Any] | None = None,
         format: str = "streaming",
+        *,
+        path: str | None = None,
     ) -> ViewUpdate | None:
         for needed in re.findall(r"\$(\w+)", sql):
             if needed not in (params or {}):
