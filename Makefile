@@ -35,7 +35,7 @@ pytest: $(STAMP)
 
 ## Long differential run (hypothesis with many more examples).
 fuzz: $(STAMP)
-	SSP_FUZZ=1 $(BIN)/pytest -m "slow or not slow" tests -k "differential or property"
+	SSP_FUZZ=1 $(BIN)/pytest -m "slow or not slow" tests/test_differential.py tests/test_circuit_properties.py tests/test_executors.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine_throughput.py
