@@ -8,6 +8,11 @@ nested group's visible rows contribute only while some shown row references
 the group. Reference counts make a record shared by several rows one member,
 which leaves with its last reference.
 
+A nested level grouped by one plain field is *lazy*: it keeps only the groups
+some shown parent references, building one from the tables' shared field index
+when it becomes referenced (a subquery cache miss) and dropping it when the
+last reference goes, so a page view costs what its page holds.
+
 Rows are not stored projected: the output of a view is derived from the
 visible rows on demand (``rows()``), so maintaining a view costs only what
 its members need.
@@ -17,8 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
-
-import orjson
 
 from .metrics import OperatorMetrics, ViewMetrics
 from .operators import Delta, Row, RowKey, TableChanges
@@ -457,7 +460,3 @@ def child_ref(level: Level, ck: Any, sign: int) -> None:
         refs[ck] = count
     else:
         del refs[ck]
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
