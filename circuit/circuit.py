@@ -22,7 +22,15 @@ from .sql.keys import hash_key
 from .sql.plan import plan_view
 from .sql.values import json_equal
 from .tables import APPLIED, NOOP, Tables
-from .updates import FLAT, FORMATS, STREAMING, BatchResult, ViewUpdate, result_hash
+from .updates import (
+    FLAT,
+    FORMATS,
+    STREAMING,
+    BatchResult,
+    MemberVersions,
+    ViewUpdate,
+    result_hash,
+)
 from .view import View
 
 if TYPE_CHECKING:
@@ -131,7 +139,7 @@ class Circuit:
         self._views[name] = view
         self._rebuild_dependents()
         self._seq += 1
-        members = sorted(view.member_refs)
+        members = view.sorted_members()
         if format == FLAT:
             view.metrics.updates_emitted += 1
             return self._flat_update(view, members)
@@ -516,7 +524,7 @@ class Circuit:
             counted["deleted"] += n_deleted
             events["deleted"] += n_deleted
         if view.format == FLAT:
-            return self._flat_update(view, sorted(view.member_refs))
+            return self._flat_update(view, view.sorted_members())
         versions = view.row_versions if view.synthetic else self._tables.versions
         records = []
         if n_created:
@@ -544,14 +552,14 @@ class Circuit:
         return old is not new and not json_equal(old, new)
 
     def _flat_update(self, view: View, members: list[str]) -> ViewUpdate:
-        versions = self._tables.versions
-        version = view.member_version
+        """Every member with its version: O(members) by definition of the format."""
+        versions = view.row_versions if view.synthetic else self._tables.versions
         return ViewUpdate(
             view.name,
             self._seq,
             FLAT,
             result_hash=result_hash(members),
-            result_data=[[rid, version(rid, versions)] for rid in members],
+            result_data=MemberVersions(members, list(map(versions.__getitem__, members))),
         )
 
     # state ---------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import orjson
 from blake3 import blake3
@@ -15,6 +16,55 @@ FLAT = "flat"
 FORMATS = (STREAMING, FLAT)
 
 EMPTY_HASH = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+
+
+class MemberVersions(Sequence[list[Any]]):
+    """A flat update's ``result_data``: sorted member ids and their versions.
+
+    Taken as two flat lists when the update is emitted (a C-speed copy), and
+    turned into ``[id, version]`` pairs only when read or serialised: a flat
+    view with many members then costs its consumer, not every ingest call.
+    Compares equal to the list of pairs it stands for.
+    """
+
+    __slots__ = ("ids", "versions")
+
+    def __init__(self, ids: list[str], versions: list[int]):
+        self.ids = ids
+        self.versions = versions
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> list[Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[list[Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> list[Any] | list[list[Any]]:
+        if isinstance(index, slice):
+            return self.to_list()[index]
+        return [self.ids[index], self.versions[index]]
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        for pair in zip(self.ids, self.versions, strict=True):
+            yield list(pair)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MemberVersions):
+            return self.ids == other.ids and self.versions == other.versions
+        if isinstance(other, Sequence):
+            return self.to_list() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self.to_list())
+
+    def to_list(self) -> list[list[Any]]:
+        return [[rid, version] for rid, version in zip(self.ids, self.versions, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +82,17 @@ class ViewUpdate:
     format: str
     records: list[dict[str, Any]] | None = None
     result_hash: str | None = None
-    result_data: list[list[Any]] | None = None
+    result_data: Sequence[list[Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         if self.format == FLAT:
+            data = self.result_data
             return {
                 "format": FLAT,
                 "view": self.view,
                 "seq": self.seq,
                 "result_hash": self.result_hash,
-                "result_data": self.result_data,
+                "result_data": data.to_list() if isinstance(data, MemberVersions) else data,
             }
         return {"format": STREAMING, "view": self.view, "seq": self.seq, "records": self.records}
 

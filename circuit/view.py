@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from sortedcontainers import SortedList
+
 from .metrics import OperatorMetrics, ViewMetrics
 from .operators import Delta, Row, RowKey, TableChanges
 from .operators.aggregate import AggregateStage
@@ -33,6 +35,7 @@ from .operators.window import GroupWindow, Visible, make_sort_key
 from .sql.keys import canonical_json, row_key_order
 from .sql.plan import EXPR, NESTED, STAR, STAR_OF, LevelPlan, SelectItem, ViewPlan, key_function
 from .tables import Tables
+from .updates import FLAT
 
 Clock = Callable[[], int]
 
@@ -306,6 +309,8 @@ class View:
         self.tables = set(plan.tables)
         self.member_refs: dict[str, int] = {}
         self.member_before: dict[str, int] = {}
+        # a flat update lists every member in order: keep them sorted as they change
+        self.ordered_members: SortedList | None = SortedList() if format == FLAT else None
         self.metrics = ViewMetrics()
         self.row_count = 0
         self.order = 0  # registration number, for deterministic update order
@@ -324,8 +329,18 @@ class View:
         count += sign
         if count:
             refs[rid] = count
+            if count == 1 and sign > 0 and self.ordered_members is not None:
+                self.ordered_members.add(rid)
         else:
             del refs[rid]
+            if self.ordered_members is not None:
+                self.ordered_members.remove(rid)
+
+    def sorted_members(self) -> list[str]:
+        """Member ids in order: kept sorted as they change for a flat view, else sorted now."""
+        if self.ordered_members is not None:
+            return list(self.ordered_members)
+        return sorted(self.member_refs)
 
     def _row_contribution(self, level: Level, key: RowKey, row: Row, sign: int) -> None:
         member = self._member
@@ -350,9 +365,13 @@ class View:
                 if old is None and new is not None:
                     refs[member] = 1
                     self.row_count += 1
+                    if self.ordered_members is not None:
+                        self.ordered_members.add(member)
                 elif new is None and old is not None:
                     del refs[member]
                     self.row_count -= 1
+                    if self.ordered_members is not None:
+                        self.ordered_members.remove(member)
             return
         for _ck, key, old, new in top.visible:
             self._account_change(top, key, old, new)
