@@ -37,8 +37,8 @@ from circuit.replay import (
 )
 from circuit.report import append_markdown, write_atomic, write_report
 from circuit.report.run import Run
-from circuit.report.terminal import render_terminal
 from circuit.updates import ViewUpdate
+from ssp_cli.terminal import render_terminal
 
 from . import console
 from .options import OUTPUT_PANEL, LogArg, Markdown, Quiet, Report, ViewsArg, with_replay_options

@@ -10,7 +10,7 @@ import typer
 
 from circuit.errors import CircuitError
 from circuit.report import ReportFormatError, append_markdown, read_report
-from circuit.report.terminal import render_terminal
+from ssp_cli.terminal import render_terminal
 
 from . import console
 from .options import Markdown

@@ -21,7 +21,7 @@ from circuit.report import (
     write_report,
 )
 from circuit.report.run import Errors, InitialLoad, Latency, RunInfo, StoppedAt, Totals
-from circuit.report.terminal import render_terminal
+from ssp_cli.terminal import render_terminal
 
 NUMBER = (int, float)
 

@@ -1,7 +1,6 @@
-"""Renderers of a :class:`~circuit.report.run.Run`: JSON report, Markdown, terminal tables.
-
-The terminal renderer (``circuit.report.terminal``) is imported on its own so
-that the engine does not pull in rich.
+"""Renderers of a :class:`~circuit.report.run.Run`: JSON report, Markdown, folded stacks,
+speedscope. The terminal tables are the CLI's (``ssp_cli.terminal``): the engine never
+imports rich or typer.
 """
 
 from .json import read_report, write_atomic, write_report

@@ -7,9 +7,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import escape_control
-from . import summary
-from .run import Run
+from circuit.errors import escape_control
+from circuit.report import summary
+from circuit.report.run import Run
 
 TOP_VIEWS = 15
 
