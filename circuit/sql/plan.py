@@ -200,7 +200,12 @@ class LevelPlan:
         elif self.order:
             lines.append(f"{inner}order by [{', '.join(o.sql for o in self.order)}] (on read)")
         if self.correlation_sql:
-            lines.append(f"{inner}group by correlation [{', '.join(self.correlation_sql)}]")
+            lazily = (
+                f" (groups built on demand from the index on {self.lazy_field})"
+                if self.lazy_field is not None
+                else ""
+            )
+            lines.append(f"{inner}group by correlation [{', '.join(self.correlation_sql)}]{lazily}")
         if self.dynamic_sql:
             lines.append(f"{inner}semi-join filter [{' AND '.join(self.dynamic_sql)}]")
         if self.static_sql:
