@@ -24,6 +24,10 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
+            # mkstemp makes the file private (0600); give it the mode a plain open() would
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(out.fileno(), 0o666 & ~umask)
             os.fsync(out.fileno())
         os.replace(tmp, target)
     except BaseException:
