@@ -17,18 +17,27 @@ percentiles are kept over the repetitions, and each combination gets a
 verdict against the baseline: a difference counts only when the two ranges of
 throughput do not overlap and the medians differ by more than
 :data:`NOISE_FLOOR`.
+
+When a combination runs the process executor, each repetition first measures
+the machine's *capacity* (:func:`measure_capacity`): what as many plain
+CPU-bound Python processes as there are workers achieve together, in units of
+one alone. On a shared machine that is the ceiling of any parallel speed-up
+at that moment, so the verdict reports the executor's ratio against it.
 """
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import statistics
+import time
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from .errors import ReplayError, escape_control
+from .executors import default_workers
 from .replay import ReplayOptions
 from .report.markdown import cell
 from .report.run import Run
@@ -46,6 +55,9 @@ NOT_VARIABLE = {
     "params": "bind parameters with --param instead",
     "rejects": "every run would write the same rejects file",
 }
+
+CAPACITY_WORK = 2_000_000
+"""Loop iterations each capacity probe runs (about 0.1 s of one core)."""
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -232,6 +244,9 @@ class Bench:
     axes: list[Axis]
     repeat: int
     results: list[Result]
+    capacity: list[float] = field(default_factory=list)
+    """The machine's capacity measured before each repetition (empty without processes)."""
+    capacity_processes: int = 0
 
     @property
     def baseline(self) -> Result:
@@ -260,7 +275,14 @@ class Bench:
             judged = f"within noise (less than {NOISE_FLOOR:.0%} apart)"
         else:
             judged = "faster" if ratio > 1 else "slower"
-        return f"{head}{numbers}: {judged}"
+        verdict = f"{head}{numbers}: {judged}"
+        if self.capacity and result.combination.options.executor == "processes":
+            capacity = statistics.median(self.capacity)
+            verdict += (
+                f"; machine capacity {capacity:.2f}x ({self.capacity_processes} CPU-bound "
+                f"processes vs 1, median over the repetitions), so {ratio / capacity:.0%} of it"
+            )
+        return verdict
 
     def to_json(self) -> dict[str, Any]:
         """The report's ``bench`` section."""
@@ -269,6 +291,7 @@ class Bench:
             "order": "interleaved: every combination once per repetition, in matrix order",
             "matrix": {axis.key: list(axis.values) for axis in self.axes},
             "baseline": self.baseline.combination.label,
+            "capacity": self._capacity_json(),
             "combinations": [
                 {
                     "label": r.combination.label,
@@ -285,6 +308,15 @@ class Bench:
             ],
         }
 
+    def _capacity_json(self) -> dict[str, Any] | None:
+        if not self.capacity:
+            return None
+        return {
+            "processes": self.capacity_processes,
+            "runs": self.capacity,
+            "median": statistics.median(self.capacity),
+        }
+
 
 Runner = Callable[[ReplayOptions], Run]
 """Replays the workload once with the given options (raising as ``replay`` does)."""
@@ -297,16 +329,64 @@ def run_bench(
     *,
     axes: Sequence[Axis] = (),
     on_run: Callable[[int, int, Combination], None] | None = None,
+    capacity: Callable[[int], float] | None = None,
 ) -> Bench:
-    """Run every combination ``repeat`` times, interleaved; ``on_run`` hears each start."""
+    """Run every combination ``repeat`` times, interleaved; ``on_run`` hears each start.
+
+    When a combination uses the process executor, ``capacity`` (default
+    :func:`measure_capacity`) is called with the largest worker count before
+    each repetition.
+    """
     if repeat < 1:
         raise MatrixError(f"must be at least 1, got {repeat}", location="--repeat")
     results = [Result(c) for c in combinations]
+    parallel = [c.options for c in combinations if c.options.executor == "processes"]
+    processes = max((o.workers or default_workers() for o in parallel), default=0)
+    probe = capacity or measure_capacity
+    bench = Bench(list(axes), repeat, results, capacity_processes=processes)
     for done, (repetition, index) in enumerate(schedule(len(combinations), repeat)):
+        if processes and index == 0:
+            bench.capacity.append(probe(processes))
         if on_run is not None:
             on_run(done, repetition, combinations[index])
         results[index].runs.append(runner(combinations[index].options))
-    return Bench(list(axes), repeat, results)
+    return bench
+
+
+def measure_capacity(processes: int, *, work: int = CAPACITY_WORK) -> float:
+    """What ``processes`` CPU-bound Python processes achieve together, in units of one alone.
+
+    Each probe process spins the same pure-Python loop; their rates (work per
+    second) are summed when they run at once and divided by the rate of one
+    running alone. An idle machine with enough cores gives about
+    ``processes``; a busy one less.
+    """
+    (alone,) = _spin_together(1, work)
+    return sum(alone / seconds for seconds in _spin_together(processes, work))
+
+
+def _spin_together(processes: int, work: int) -> list[float]:
+    """Seconds each of ``processes`` spinning processes took, started at the same moment."""
+    ctx: Any = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(processes + 1)
+    results = ctx.SimpleQueue()
+    children = [ctx.Process(target=_spin, args=(start, results, work)) for _ in range(processes)]
+    for child in children:
+        child.start()
+    start.wait()  # every child is loaded: the loops start together
+    times = [results.get() for _ in children]
+    for child in children:
+        child.join()
+    return times
+
+
+def _spin(start: Any, results: Any, work: int) -> None:
+    start.wait()
+    began = time.perf_counter()
+    total = 0
+    for i in range(work):
+        total += i & 7
+    results.put(max(time.perf_counter() - began, 1e-9))
 
 
 def render_markdown(bench: Bench) -> str:

@@ -16,6 +16,7 @@ from circuit.bench import (
     Bench,
     MatrixError,
     expand,
+    measure_capacity,
     parse_matrix,
     run_bench,
     schedule,
@@ -212,3 +213,41 @@ def test_help_ends_with_examples() -> None:
     assert (
         "ssp bench views.sql log.jsonl --matrix mode=single,batch,deferred --repeat 5" in examples
     )
+
+
+def test_process_executor_combinations_get_the_machine_capacity() -> None:
+    combos = expand(ReplayOptions(workers=3), parse_matrix(["executor=sequential,processes"]))
+    probes: list[int] = []
+    capacities = iter([1.5, 1.9, 1.7])
+
+    def capacity(processes: int) -> float:
+        probes.append(processes)
+        return next(capacities)
+
+    def runner(options: ReplayOptions) -> Run:
+        return make_run(entries_per_s=1700.0 if options.executor == "processes" else 1000.0)
+
+    bench = run_bench(combos, 3, runner, capacity=capacity)
+    assert probes == [3, 3, 3]  # once per repetition, as many processes as workers
+    assert bench.capacity == [1.5, 1.9, 1.7]
+    assert bench.verdict(bench.results[1]).endswith(
+        "machine capacity 1.70x (3 CPU-bound processes vs 1, median over the repetitions), "
+        "so 100% of it"
+    )
+    assert bench.to_json()["capacity"] == {"processes": 3, "runs": [1.5, 1.9, 1.7], "median": 1.7}
+
+
+def test_no_capacity_probe_without_the_process_executor() -> None:
+    combos = expand(ReplayOptions(), parse_matrix(["batch_size=10,20"]))
+
+    def capacity(processes: int) -> float:
+        raise AssertionError("probed without the process executor")
+
+    bench = run_bench(combos, 1, lambda options: make_run(), capacity=capacity)
+    assert bench.capacity == []
+    assert bench.to_json()["capacity"] is None
+    assert "capacity" not in bench.verdict(bench.results[1])
+
+
+def test_capacity_probe_runs_real_processes() -> None:
+    assert 0 < measure_capacity(2, work=10_000) < 4
