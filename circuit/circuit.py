@@ -304,9 +304,17 @@ class Circuit:
             views = self._views_reading(by_table)
             for view in views:
                 t0 = clock()
-                view.top.process(by_table, clock)
-                view.account()
-                update = self._events(view, versions_before, stats)
+                if view.fused:
+                    fused = view.run_fused(by_table, clock)
+                    update = (
+                        None
+                        if fused is None
+                        else self._fused_events(view, *fused, stats, versions_before)
+                    )
+                else:
+                    view.top.process(by_table, clock)
+                    view.account()
+                    update = self._events(view, versions_before, stats)
                 view.metrics.record_invocation(clock() - t0)
                 if update is not None and emit:
                     updates.append(update)
@@ -416,6 +424,12 @@ class Circuit:
         """
         versions_before: dict[str, int] = {}
         self._records_before.clear()
+        if len(entries) == 1:
+            # one entry is one round whether coalesced or not: no net-change pass
+            for m, old, new in self._applied(entries, stats, versions_before):
+                stats.entries_after_coalesce = 1
+                return [{m.table: [(m.id, old, new)]}], versions_before  # type: ignore[dict-item, list-item]
+            return [], versions_before
         if not coalesce:
             return self._one_by_one(entries, stats, versions_before), versions_before
         net: dict[str, list[Any]] = {}
@@ -498,6 +512,21 @@ class Circuit:
                 updated.append(rid)
         before.clear()
         return self._emit(view, created, updated, deleted, stats)
+
+    def _fused_events(
+        self,
+        view: View,
+        entered: list[str],
+        stayed: list[str],
+        left: list[str],
+        stats: BatchStats,
+        versions_before: dict[str, int],
+    ) -> ViewUpdate | None:
+        """Events of a fused view (:meth:`View.run_fused`): its members moved as returned."""
+        changed = self._record_changed
+        updated = [rid for rid in stayed if changed(rid, versions_before[rid])]
+        deleted = [(rid, versions_before[rid]) for rid in left]
+        return self._emit(view, entered, updated, deleted, stats)
 
     def _emit(
         self,

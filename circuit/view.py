@@ -319,6 +319,65 @@ class View:
         self.row_versions: dict[str, int] = {}
         self.rows_before: dict[str, tuple[Any, ...] | None] = {}
         self.rows_after: dict[str, tuple[Any, ...] | None] = {}
+        # one table, no join, window, subquery or aggregate: members are the visible ids
+        top = self.top
+        self.fused = top.simple and top.aggregate is None and not top.lazy
+
+    def run_fused(
+        self, changes: TableChanges, clock: Clock
+    ) -> tuple[list[str], list[str], list[str]] | None:
+        """Filter, group, account and classify a fused view's changes in one pass.
+
+        For a view that reads one table through a filter, a row is visible
+        exactly when its record is a member, so the member set answers whether
+        a changed record was visible before the call and the predicate answers
+        whether it is now: no intermediate delta, visible list or reference
+        count is built. Returns the ids that entered, stayed (candidates for
+        ``updated``) and left, or None when no change reached the view. Only
+        for a call with one round (each id at most once).
+        """
+        top = self.top
+        rows = changes.get(top.first_table)
+        if not rows:
+            top.visible = []
+            return None
+        t0 = clock()
+        predicate = top.plan.static_filter
+        refs = self.member_refs
+        groups = top.window.groups
+        bucket = groups.get(())
+        if bucket is None:
+            bucket = groups[()] = {}
+        ordered = self.ordered_members
+        entered: list[str] = []
+        stayed: list[str] = []
+        left: list[str] = []
+        for rid, _old, new in rows:
+            now = new is not None and (predicate is None or predicate((new,)))
+            if rid in refs:
+                if now:
+                    stayed.append(rid)
+                    bucket[(rid,)] = (new,)
+                else:
+                    left.append(rid)
+                    del refs[rid]
+                    del bucket[(rid,)]
+                    if ordered is not None:
+                        ordered.remove(rid)
+            elif now:
+                entered.append(rid)
+                refs[rid] = 1
+                bucket[(rid,)] = (new,)
+                if ordered is not None:
+                    ordered.add(rid)
+        changed = len(entered) + len(stayed) + len(left)
+        self.row_count += len(entered) - len(left)
+        op = top.op_filter
+        op.self_ns += clock() - t0
+        op.rows_in += len(rows)
+        op.rows_out += changed
+        top.visible = []
+        return (entered, stayed, left) if changed else None
 
     # members ------------------------------------------------------------------
     def _member(self, rid: str, sign: int) -> None:

@@ -102,33 +102,33 @@ class JoinChain:
         right_changes: Any,
     ) -> Delta:
         left, right = step.left, step.right
-        left_key, right_key = step.left_key, step.right_key
+        lefts, rights = _keyed(step, delta, right_changes)
         old_out: dict[RowKey, Row] = {}
         new_out: dict[RowKey, Row] = {}
         # old state: changed left rows against old right, old left against changed right
-        for key, (old, _new) in delta.items():
-            if old is not None:
-                bucket = right.get(left_key(old))
+        for key, old, old_k, _new, _new_k in lefts:
+            if old_k is not None:
+                bucket = right.get(old_k)
                 if bucket:
                     for rid, rec in bucket.items():
-                        old_out[(*key, rid)] = (*old, rec)
-        for rid, old_rec, _new_rec in right_changes:
-            if old_rec is not None:
-                lbucket = left.get(right_key(old_rec))
+                        old_out[(*key, rid)] = (*old, rec)  # type: ignore[misc]
+        for rid, old_rec, old_k, _new_rec, _new_k in rights:
+            if old_k is not None:
+                lbucket = left.get(old_k)
                 if lbucket:
                     for lkey, lrow in lbucket.items():
                         old_out[(*lkey, rid)] = (*lrow, old_rec)
-        _integrate(step, delta, right_changes)
+        _integrate(step, lefts, rights)
         # new state
-        for key, (_old, new) in delta.items():
-            if new is not None:
-                bucket = right.get(left_key(new))
+        for key, _old, _old_k, new, new_k in lefts:
+            if new_k is not None:
+                bucket = right.get(new_k)
                 if bucket:
                     for rid, rec in bucket.items():
-                        new_out[(*key, rid)] = (*new, rec)
-        for rid, _old_rec, new_rec in right_changes:
-            if new_rec is not None:
-                lbucket = left.get(right_key(new_rec))
+                        new_out[(*key, rid)] = (*new, rec)  # type: ignore[misc]
+        for rid, _old_rec, _old_k, new_rec, new_k in rights:
+            if new_k is not None:
+                lbucket = left.get(new_k)
                 if lbucket:
                     for lkey, lrow in lbucket.items():
                         new_out[(*lkey, rid)] = (*lrow, new_rec)
@@ -173,7 +173,7 @@ class JoinChain:
                 outputs(old_out, key, old)
         for lkey, lrow in touched.items():
             outputs(old_out, lkey, lrow)
-        _integrate(step, delta, right_changes)
+        _integrate(step, *_keyed(step, delta, right_changes))
         for key, (_old, new) in delta.items():
             if new is not None:
                 outputs(new_out, key, new)
@@ -199,33 +199,62 @@ def _same(a: Row, b: Row) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
-def _integrate(step: _JoinIndexes, delta: Delta, right_changes: Any) -> None:
+Keyed = list[tuple[Any, Any, Any, Any, Any]]
+"""``(key or id, old, old join key, new, new join key)`` per change of one side."""
+
+
+def _keyed(step: _JoinIndexes, delta: Delta, right_changes: Any) -> tuple[Keyed, Keyed]:
+    """Each change of both sides with its join keys, computed once per step."""
+    left_key, right_key = step.left_key, step.right_key
+    lefts: Keyed = [
+        (
+            key,
+            old,
+            None if old is None else left_key(old),
+            new,
+            None if new is None else left_key(new),
+        )
+        for key, (old, new) in delta.items()
+    ]
+    rights: Keyed = [
+        (
+            rid,
+            old_rec,
+            None if old_rec is None else right_key(old_rec),
+            new_rec,
+            None if new_rec is None else right_key(new_rec),
+        )
+        for rid, old_rec, new_rec in right_changes
+    ]
+    return lefts, rights
+
+
+def _integrate(step: _JoinIndexes, lefts: Keyed, rights: Keyed) -> None:
     """Apply a step's input changes to its two indexes."""
     left, right = step.left, step.right
-    left_key, right_key = step.left_key, step.right_key
-    for key, (old, new) in delta.items():
-        if old is not None:
-            k = left_key(old)
-            if k is not None:
-                lbucket = left.get(k)
-                if lbucket is not None:
-                    lbucket.pop(key, None)
-                    if not lbucket:
-                        del left[k]
-        if new is not None:
-            k = left_key(new)
-            if k is not None:
-                left.setdefault(k, {})[key] = new
-    for rid, old_rec, new_rec in right_changes:
-        if old_rec is not None:
-            k = right_key(old_rec)
-            if k is not None:
-                bucket = right.get(k)
-                if bucket is not None:
-                    bucket.pop(rid, None)
-                    if not bucket:
-                        del right[k]
-        if new_rec is not None:
-            k = right_key(new_rec)
-            if k is not None:
-                right.setdefault(k, {})[rid] = new_rec
+    for key, _old, old_k, new, new_k in lefts:
+        if old_k is not None:
+            lbucket = left.get(old_k)
+            if lbucket is not None:
+                lbucket.pop(key, None)
+                if not lbucket:
+                    del left[old_k]
+        if new_k is not None:
+            lbucket = left.get(new_k)
+            if lbucket is None:
+                left[new_k] = {key: new}
+            else:
+                lbucket[key] = new
+    for rid, _old_rec, old_k, new_rec, new_k in rights:
+        if old_k is not None:
+            bucket = right.get(old_k)
+            if bucket is not None:
+                bucket.pop(rid, None)
+                if not bucket:
+                    del right[old_k]
+        if new_k is not None:
+            bucket = right.get(new_k)
+            if bucket is None:
+                right[new_k] = {rid: new_rec}
+            else:
+                bucket[rid] = new_rec

@@ -11,6 +11,7 @@ Python booleans instead of materialising NULLs.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -523,6 +524,48 @@ class ExpressionCompiler:
     def _v_Abs(self, node: exp.Abs) -> RowFn:
         return self._unary(node, V.abs_)
 
+    def _field_comparison(self, node: exp.Expression, want: bool) -> TruthFn | None:
+        """``field <op> constant`` as one closure, the hot filter of most views.
+
+        When the field holds a value of the constant's family (a number against
+        a number, text against text) Python's comparison is SQL's, so the value
+        is compared directly; any other value (NULL, booleans, mixed types,
+        JSON) falls back to the general SQL comparison. The constant is a bound
+        value, never source text.
+        """
+        native = _NATIVE.get(type(node))
+        column = node.this
+        if native is None or not isinstance(column, exp.Column):
+            return None
+        ok, const = self.constant(node.expression)
+        kind = type(const)
+        if not ok or kind not in (int, float, str):
+            return None
+        ref = resolve_column(column, self.scope, self.ctx)
+        if isinstance(ref, ParamRef) or ref.depth != self.base_depth or len(ref.path) != 1:
+            return None
+        general = _COMPARISONS[type(node)]
+        position_, field_name = ref.position, ref.path[0]
+        numeric = kind is not str
+
+        def is_true(row: Row) -> bool:
+            record = row[position_]
+            value = None if record is None else record.get(field_name)
+            value_kind = type(value)
+            if (value_kind is int or value_kind is float) if numeric else value_kind is str:
+                return native(value, const)
+            return general(value, const) is True
+
+        def is_false(row: Row) -> bool:
+            record = row[position_]
+            value = None if record is None else record.get(field_name)
+            value_kind = type(value)
+            if (value_kind is int or value_kind is float) if numeric else value_kind is str:
+                return not native(value, const)
+            return general(value, const) is False
+
+        return is_true if want else is_false
+
     # truth ----------------------------------------------------------------
     def truth(self, node: exp.Expression, want: bool) -> TruthFn:
         """A closure answering whether the expression is TRUE (``want``) or FALSE."""
@@ -545,6 +588,9 @@ class ExpressionCompiler:
         if isinstance(node, _RAW_PREDICATES) and not (
             isinstance(node, exp.In) and node.args.get("query") is not None
         ):
+            fused = self._field_comparison(node, want)
+            if fused is not None:
+                return fused
             raw = self._raw(node)
             if want:
                 return lambda row: raw(row) is True
@@ -565,6 +611,16 @@ class ExpressionCompiler:
 
         return falsy
 
+
+_NATIVE: dict[type[exp.Expression], Callable[[Any, Any], bool]] = {
+    exp.EQ: operator.eq,
+    exp.NEQ: operator.ne,
+    exp.LT: operator.lt,
+    exp.LTE: operator.le,
+    exp.GT: operator.gt,
+    exp.GTE: operator.ge,
+}
+"""Python's comparisons, which agree with SQL's for two numbers or two strings."""
 
 _COMPARISONS: dict[type[exp.Expression], Callable[[Any, Any], Any]] = {
     exp.EQ: V.eq,
