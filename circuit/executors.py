@@ -6,27 +6,39 @@ stays the *primary*: it applies every entry (anomalies, coalescing and
 versions are decided in one place), then hands the call's net changes to the
 executor attached to it, which decides where the views run:
 
-- *Placement.* Each view lives on one worker, chosen by cost (the size of its
-  plan: levels, joins, subqueries, aggregates, top-k) so that the workers'
-  loads stay balanced. A worker holds only the tables its views read; a view
-  placed on a worker that lacks one of its tables ships that table's records
-  and versions in the ``register`` message.
 - *Gating.* A call that impacts fewer views than ``threshold`` or changes
   fewer than ``min_changes`` records is not worth a round trip: it runs in the
   main process, on a *local replica* holding every view. Other calls go to the
   workers whose tables changed, as one orjson message each, and their updates
   come back and are merged in view registration order, so the stream equals
   sequential execution byte for byte.
+- *Lazy workers.* The workers hold nothing until the first call worth going
+  parallel: a workload of small calls never pays for them. They are then
+  *built*: every view is placed, and each worker is sent the tables its views
+  read (as of before that call) and registers its views, aggregate views with
+  the local replica's row versions.
+- *Placement by measured cost.* Every replica times its views (``time_ns``);
+  workers report their views' times with each answer. Views are placed by
+  these measured costs (longest first on the least loaded worker; by plan size
+  when nothing is measured yet), and after each parallel call
+  :func:`rebalance` moves or swaps views between the most and least loaded
+  workers when that lowers the heaviest load by :data:`REBALANCE_GAIN` or
+  more. A view moves by ``retire`` on its worker (which returns its aggregate
+  row versions and operator counts) and ``register`` on the other, with the
+  tables that one lacks. A worker holds only the tables its views read.
 - *Backlogs.* Each side runs only some calls with updates; it must still see
   the others, in order, since aggregate row versions advance per call. A
   worker's missed calls queue in its *outbox* and go with its next message
   (or when :data:`OUTBOX_LIMIT` calls are queued); the worker replays them
-  without counting. The local replica keeps a backlog of the calls the workers
-  ran and replays it before its next call; past ``backlog_limit`` calls the
-  local replica is dropped instead (catching up would redo the workers' work
-  on the main process and cancel the speed-up), and rebuilt from the tables
-  when the calls it could have run locally have cost as much as its last build
-  (the ski-rental rule: the waste stays within twice the best choice).
+  without counting. Past ``worker_backlog_limit`` calls in a row run locally,
+  the workers are dropped (reset, their counts kept) instead of replaying the
+  main process's work, and built again when the parallel-worthy calls run
+  locally since then have cost as much as their last build. The local replica
+  likewise keeps a backlog of the calls the workers ran and replays it before
+  its next call; past ``backlog_limit`` calls it is dropped, and rebuilt from
+  the tables when the calls it could have run locally have cost as much as its
+  last build. Both follow the ski-rental rule: the waste stays within twice
+  the best choice.
 - *Counting.* Each call is counted once, by the side that ran it with
   updates; :meth:`ProcessExecutor.metrics` sums the sides, so the report equals
   sequential execution except for timings.
@@ -81,6 +93,12 @@ BACKLOG_LIMIT = 64
 OUTBOX_LIMIT = 64
 """Missed calls queued for a worker before they are sent without waiting for its next turn."""
 
+WORKER_BACKLOG_LIMIT = 256
+"""Calls in a row run in the main process before the workers are dropped."""
+
+REBALANCE_GAIN = 0.08
+"""Views move between workers only when that lowers the heaviest load by this fraction."""
+
 RECV_TIMEOUT_S = 5.0
 """How long a best-effort read (metrics after a failure or Ctrl-C) waits for a worker."""
 
@@ -133,7 +151,6 @@ class Worker:
     transport: Transport
     process: BaseProcess | None = None
     tables: set[str] = field(default_factory=set)
-    load: int = 0
     outbox: list[bytes] = field(default_factory=list)
     unanswered: int = 0
     failed: bool = False
@@ -197,15 +214,16 @@ class _View:
     order: int
     tables: frozenset[str]
     cost: int
-    worker: int
+    worker: int | None
 
 
 class ProcessExecutor:
     """Runs a circuit's views on a :class:`WorkerPool` (see the module docstring).
 
     ``threshold`` is ``--parallel-threshold`` (0: every call goes to the
-    workers, even a tiny one); ``owns_pool`` makes
-    :meth:`close` stop the pool's processes.
+    workers, even a tiny one); the limits and ``rebalance_gain`` are those of
+    the module docstring (tests set them low to exercise every path);
+    ``owns_pool`` makes :meth:`close` stop the pool's processes.
     """
 
     def __init__(
@@ -215,6 +233,8 @@ class ProcessExecutor:
         threshold: int = 4,
         min_changes: int = MIN_CHANGES,
         backlog_limit: int = BACKLOG_LIMIT,
+        worker_backlog_limit: int = WORKER_BACKLOG_LIMIT,
+        rebalance_gain: float = REBALANCE_GAIN,
         owns_pool: bool = False,
     ) -> None:
         self.pool = pool
@@ -222,10 +242,20 @@ class ProcessExecutor:
         self.threshold = threshold
         self.min_changes = min_changes
         self.backlog_limit = backlog_limit
+        self.worker_backlog_limit = worker_backlog_limit
+        self.rebalance_gain = rebalance_gain
         self.owns_pool = owns_pool
         self.calls = {"main": 0, "workers": 0}
         self.local_rebuilds = 0
         self.local_drops = 0
+        self.worker_builds = 0
+        self.worker_drops = 0
+        self.moves = 0
+        self._built = False  # the workers hold the views (see "Lazy workers")
+        self._worker_backlog = 0  # calls run locally since the workers last ran one
+        self._workers_build_ns = 0
+        self._eligible_ns = 0  # parallel-worthy calls run locally since the workers' drop
+        self._worker_costs: dict[tuple[int, str], int] = {}
         self._circuit: Circuit | None = None
         self._views: dict[str, _View] = {}
         self._dependents: dict[str, list[str]] = {}
@@ -252,7 +282,7 @@ class ProcessExecutor:
         self._circuit = circuit
         reset = orjson.dumps({"op": "reset", "dialect": circuit.dialect})
         for worker in self.workers:  # a pool may have served another executor before
-            worker.tables, worker.load, worker.outbox = set(), 0, []
+            worker.tables, worker.outbox = set(), []
             self._send(worker, reset)
 
     @property
@@ -264,8 +294,8 @@ class ProcessExecutor:
     def view_names(self) -> list[str]:
         return list(self._views)
 
-    def placement(self) -> dict[str, int]:
-        """view -> the worker it runs on."""
+    def placement(self) -> dict[str, int | None]:
+        """view -> the worker it runs on (None before the workers are built)."""
         return {name: view.worker for name, view in self._views.items()}
 
     def register_view(
@@ -290,37 +320,31 @@ class ProcessExecutor:
             self.unregister_view(name)
         local = self._ensure_local()
         self._order += 1
-        cost = plan_cost(plan.top)
-        worker = min(self.workers, key=lambda w: (w.load, w.index))
-        worker.load += cost
         kept = dict(params) if params else None
         view = _View(
-            name, sql, kept, format, self._order, frozenset(plan.tables), cost, worker.index
+            name, sql, kept, format, self._order, frozenset(plan.tables), plan_cost(plan.top), None
         )
         self._views[name] = view
         self._names.setdefault(name, None)
         self._rebuild_dependents()
         circuit.advance_seq(circuit.seq + 1)
         seq = circuit.seq
-        tables = self._snapshots(worker, view.tables)
-        message = {
-            "op": "register",
-            "name": name,
-            "sql": sql,
-            "params": kept,
-            "format": format,
-            "seq": seq,
-            "tables": tables,
-        }
+        worker = None
+        if self._built:  # on the least loaded worker; rebalance() moves it once measured
+            loads = self._loads()
+            view.worker = min(range(len(self.workers)), key=lambda i: (loads[i], i))
+            worker = self.workers[view.worker]
         if local is not None:
             self._catch_up(local)
-            self._send(worker, orjson.dumps({**message, "emit": False}))
+            if worker is not None:
+                self._register_on(worker, view, seq)
             start = circuit._clock()
             local.advance_seq(seq - 1)
             update = local.register_view(name, sql, kept, format)
             self._build_ns += circuit._clock() - start
             return update
-        self._send(worker, orjson.dumps({**message, "emit": True}), answered=True)
+        assert worker is not None  # the local replica is dropped only while workers run
+        self._register_on(worker, view, seq, emit=True)
         data = self._recv(worker)["update"]
         return None if data is None else _update(data)
 
@@ -330,9 +354,9 @@ class ProcessExecutor:
         if view is None:
             raise CircuitError(f"no view named {name!r}")
         self._rebuild_dependents()
-        worker = self.workers[view.worker]
-        worker.load -= view.cost
-        self._send(worker, orjson.dumps({"op": "unregister", "name": name}))
+        if view.worker is not None:
+            worker = self.workers[view.worker]
+            self._send(worker, orjson.dumps({"op": "unregister", "name": name}))
         if self._local is not None:
             self._local.unregister_view(name)
 
@@ -369,19 +393,28 @@ class ProcessExecutor:
         gated = self.threshold > 0 and (
             len(impacted) < self.threshold or stats.entries_after_coalesce < self.min_changes
         )
-        if gated and self._local is None and self._dropped and self._missed_ns >= self._build_ns:
-            self._rebuild_local(_before_call(rounds, versions_before))
-        local = self._local
-        if gated and local is not None:
-            self.calls["main"] += 1
-            updates = self._run_local(local, seq, line, call, stats)
-            self._queue(seq, line, call, touched)
-            return updates
-        self.calls["workers"] += 1
-        start = circuit._clock()
-        updates = self._run_workers(seq, line, call, touched, stats)
+        clock = circuit._clock
         if gated:
-            self._missed_ns += circuit._clock() - start
+            if self._local is None and self._missed_ns >= self._build_ns:
+                self._rebuild_local(_before_call(rounds, versions_before))
+            local = self._local
+            if local is not None:
+                return self._run_local(local, seq, line, call, touched, stats)
+            start = clock()  # the local replica is dropped: the workers run the call
+            updates = self._run_workers(seq, line, call, touched, stats)
+            self._missed_ns += clock() - start
+            return updates
+        if not self._built:
+            local = self._local
+            assert local is not None  # the workers are dropped only while it runs
+            if self._eligible_ns < self._workers_build_ns:
+                start = clock()
+                updates = self._run_local(local, seq, line, call, touched, stats)
+                self._eligible_ns += clock() - start
+                return updates
+            self._build_workers(local, seq, _before_call(rounds, versions_before))
+        updates = self._run_workers(seq, line, call, touched, stats)
+        self._rebalance(seq)
         return updates
 
     def rows(self, name: str) -> list[dict[str, Any]]:
@@ -409,7 +442,7 @@ class ProcessExecutor:
                 current = sources[-1]
         owners: dict[int, dict[str, Any]] = {}
         for worker in self.workers:
-            if self._closed or worker.failed:
+            if self._closed or worker.failed or not self._built:
                 continue
             try:
                 self._send(worker, b'{"op":"metrics"}', answered=True)
@@ -466,17 +499,34 @@ class ProcessExecutor:
             "calls_workers": self.calls["workers"],
             "local_replica_drops": self.local_drops,
             "local_replica_rebuilds": self.local_rebuilds,
+            "worker_builds": self.worker_builds,
+            "worker_drops": self.worker_drops,
+            "views_moved": self.moves,
             "placement": self.placement(),
         }
 
     # running calls ------------------------------------------------------------------------
     def _run_local(
-        self, local: Circuit, seq: int, line: int, call: list[Round], stats: BatchStats
+        self,
+        local: Circuit,
+        seq: int,
+        line: int,
+        call: list[Round],
+        touched: set[str],
+        stats: BatchStats,
     ) -> list[ViewUpdate]:
+        self.calls["main"] += 1
         self._catch_up(local)
         table_rounds, versions_before = apply_rounds(local, call)
         local.advance_seq(seq)
-        return local.propagate(table_rounds, versions_before, stats)
+        updates = local.propagate(table_rounds, versions_before, stats)
+        if self._built:
+            self._worker_backlog += 1
+            if self._worker_backlog > self.worker_backlog_limit:
+                self._drop_workers()
+            else:
+                self._queue(seq, line, call, touched)
+        return updates
 
     def _catch_up(self, local: Circuit) -> None:
         """Replay the calls the workers ran, in order, without updates or counting."""
@@ -504,6 +554,8 @@ class ProcessExecutor:
     def _run_workers(
         self, seq: int, line: int, call: list[Round], touched: set[str], stats: BatchStats
     ) -> list[ViewUpdate]:
+        self.calls["workers"] += 1
+        self._worker_backlog = 0
         data = orjson.dumps([seq, line, call])
         involved = [w for w in self.workers if not w.tables.isdisjoint(touched)]
         for worker in involved:
@@ -522,6 +574,8 @@ class ProcessExecutor:
             impacted += reply["impacted"]
             for kind, count in reply["events"].items():
                 events[kind] = events.get(kind, 0) + count
+            for name, spent in reply["costs"].items():
+                self._worker_costs[worker.index, name] = spent
         order = self._views
         found.sort(key=lambda u: order[u["view"]].order)
         stats.tables_touched = len(touched)
@@ -563,6 +617,7 @@ class ProcessExecutor:
             register_uncounted(local, view.name, view.sql, view.params, view.format)
             built = local._view(view.name)
             if built.synthetic:
+                assert view.worker is not None  # dropped only while the workers run
                 reply = self._ask(
                     self.workers[view.worker], {"op": "row_versions", "name": view.name}
                 )
@@ -574,15 +629,7 @@ class ProcessExecutor:
         """Forget the local replica (keeping what it counted): catching up would cost too much."""
         local = self._local
         assert local is not None
-        message = metrics_message(local)
-        _add_views(self._retired_views, message["views"])
-        for name, view in self._views.items():
-            live = local._views.get(name)
-            if live is None:
-                continue
-            ops = self._retired_ops.setdefault((name, view.order), {})
-            for op in live.operator_metrics.values():
-                _add_op(ops, op.path, op.self_ns, op.rows_in, op.rows_out)
+        self._retire(metrics_message(local))
         self._local, self._backlog, self._dropped = None, [], True
         self._missed_ns = 0
         self.local_drops += 1
@@ -591,6 +638,121 @@ class ProcessExecutor:
         self._local = self._new_local(before)
         self._dropped = False
         self.local_rebuilds += 1
+
+    def _retire(self, message: dict[str, Any]) -> None:
+        """Keep the counts of a replica about to be forgotten (a metrics message)."""
+        _add_views(self._retired_views, message["views"])
+        self._retire_ops(message["operators"])
+
+    def _retire_ops(self, operators: list[dict[str, Any]]) -> None:
+        for op in operators:
+            view = self._views.get(op["view"])
+            if view is not None:
+                ops = self._retired_ops.setdefault((view.name, view.order), {})
+                _add_op(ops, op["path"], op["self_ns"], op["rows_in"], op["rows_out"])
+
+    # the workers' replicas ------------------------------------------------------------------
+    def _cost(self, name: str) -> int:
+        """A view's measured time so far, over every replica that ran it."""
+        spent = sum(self._worker_costs.get((worker.index, name), 0) for worker in self.workers)
+        retired = self._retired_views.get(name)
+        if retired is not None:
+            spent += retired["time_ns"]
+        local = self._local
+        if local is not None and name in local._view_metrics:
+            spent += local._view_metrics[name].time_ns
+        return spent
+
+    def _costs(self) -> dict[str, float]:
+        """Every view's measured cost, or its plan size when nothing is measured yet."""
+        measured: dict[str, float] = {name: self._cost(name) for name in self._views}
+        if any(measured.values()):
+            return measured
+        return {name: view.cost for name, view in self._views.items()}
+
+    def _loads(self) -> list[float]:
+        costs = self._costs()
+        loads = [0.0] * len(self.workers)
+        for name, view in self._views.items():
+            if view.worker is not None:
+                loads[view.worker] += costs[name]
+        return loads
+
+    def _build_workers(self, local: Circuit, seq: int, before: dict[str, list[Any]]) -> None:
+        """Give the workers their views, as of before call ``seq`` (see "Lazy workers")."""
+        start = self.circuit._clock()
+        placed = place(self._costs(), len(self.workers))
+        for name, view in self._views.items():
+            view.worker = placed[name]
+            worker = self.workers[placed[name]]
+            built = local._view(name)
+            versions = built.row_versions if built.synthetic else None
+            self._register_on(worker, view, seq, before=before, row_versions=versions)
+        self.sync()
+        self._built = True
+        self._workers_build_ns = self.circuit._clock() - start
+        self.worker_builds += 1
+
+    def _drop_workers(self) -> None:
+        """Reset every worker, keeping what it counted: the main process runs the calls."""
+        for worker in self.workers:
+            worker.outbox = []  # no need to catch up before being reset
+            self._retire(self._ask(worker, {"op": "metrics"}))
+            self._send(worker, orjson.dumps({"op": "reset", "dialect": self.circuit.dialect}))
+            worker.tables = set()
+        for view in self._views.values():
+            view.worker = None
+        self._worker_costs = {}
+        self._built, self._worker_backlog, self._eligible_ns = False, 0, 0
+        self.worker_drops += 1
+
+    def _rebalance(self, seq: int) -> None:
+        """Move views between workers when their measured costs are out of balance."""
+        placement = {name: view.worker for name, view in self._views.items()}
+        moved = rebalance(
+            self._costs(),
+            placement,  # type: ignore[arg-type]
+            len(self.workers),
+            self.rebalance_gain,
+        )
+        if moved is None:
+            return
+        for name, index in moved.items():
+            view = self._views[name]
+            if index == view.worker:
+                continue
+            assert view.worker is not None
+            reply = self._ask(self.workers[view.worker], {"op": "retire", "name": name})
+            self._retire_ops(reply["operators"])
+            view.worker = index
+            self._register_on(
+                self.workers[index], view, seq + 1, row_versions=reply["row_versions"]
+            )
+            self.moves += 1
+
+    def _register_on(
+        self,
+        worker: Worker,
+        view: _View,
+        seq: int,
+        *,
+        emit: bool = False,
+        before: dict[str, list[Any]] | None = None,
+        row_versions: dict[str, int] | None = None,
+    ) -> None:
+        """Register ``view`` on ``worker`` as of call ``seq``, shipping the tables it lacks."""
+        message = {
+            "op": "register",
+            "name": view.name,
+            "sql": view.sql,
+            "params": view.params,
+            "format": view.format,
+            "seq": seq,
+            "emit": emit,
+            "tables": self._snapshots(worker, view.tables, before),
+            "row_versions": row_versions,
+        }
+        self._send(worker, orjson.dumps(message), answered=emit)
 
     # reading state --------------------------------------------------------------------------
     def _read(self, name: str, what: str) -> Any:
@@ -602,8 +764,9 @@ class ProcessExecutor:
         local = self._local
         if local is not None and not self._backlog:
             return local.rows(name) if what == "rows" else local.members(name)
-        worker = self.workers[self._views[name].worker]
-        return self._ask(worker, {"op": what, "name": name})[what]
+        index = self._views[name].worker
+        assert index is not None  # without a current local replica the workers hold every view
+        return self._ask(self.workers[index], {"op": what, "name": name})[what]
 
     def _final_views(self) -> dict[str, dict[str, Any]]:
         local = self._local
@@ -639,7 +802,9 @@ class ProcessExecutor:
             if data is None:
                 continue
             live = self._views.get(name)
-            owner = owners.get(live.worker, current) if live is not None else None
+            owner = None
+            if live is not None:
+                owner = current if live.worker is None else owners.get(live.worker, current)
             if owner is not None and name in owner["views"]:
                 own = owner["views"][name]
                 self._shapes[name] = {k: v for k, v in own.items() if k not in _COUNTS}
@@ -675,14 +840,30 @@ class ProcessExecutor:
         ]
 
     # talking to workers ----------------------------------------------------------------------
-    def _snapshots(self, worker: Worker, tables: frozenset[str]) -> dict[str, list[Any]]:
-        """The records of the tables a worker lacks, for a view placed on it."""
+    def _snapshots(
+        self, worker: Worker, tables: frozenset[str], before: dict[str, list[Any]] | None = None
+    ) -> dict[str, list[Any]]:
+        """The records of the tables a worker lacks, for a view placed on it.
+
+        ``before`` (see :meth:`_new_local`) rolls back the records the current
+        call wrote.
+        """
         circuit = self.circuit
         version = circuit.version
         out: dict[str, list[Any]] = {}
         for table in sorted(tables - worker.tables):
             rows = circuit.tables().get(table, {})
-            out[table] = [[rid, record, version(rid)] for rid, record in rows.items()]
+            if before:
+                out[table] = [
+                    [rid, record, version(rid)] for rid, record in rows.items() if rid not in before
+                ]
+                out[table] += [
+                    [rid, record, v]
+                    for t, rid, record, v in before.values()
+                    if t == table and record is not None
+                ]
+            else:
+                out[table] = [[rid, record, version(rid)] for rid, record in rows.items()]
             worker.tables.add(table)
         return out
 
@@ -839,3 +1020,63 @@ def _update(data: dict[str, Any]) -> ViewUpdate:
         result_hash=data.get("result_hash"),
         result_data=data.get("result_data"),
     )
+
+
+def place(costs: Mapping[str, float], workers: int) -> dict[str, int]:
+    """Views to workers, costliest first on the least loaded (then the one with fewest views)."""
+    loads = [0.0] * workers
+    counts = [0] * workers
+    placed: dict[str, int] = {}
+    for name in sorted(costs, key=lambda n: -costs[n]):
+        index = min(range(workers), key=lambda i: (loads[i], counts[i], i))
+        placed[name] = index
+        loads[index] += costs[name]
+        counts[index] += 1
+    return {name: placed[name] for name in costs}
+
+
+def rebalance(
+    costs: Mapping[str, float],
+    placement: Mapping[str, int],
+    workers: int,
+    min_gain: float = REBALANCE_GAIN,
+) -> dict[str, int] | None:
+    """A placement with a lighter heaviest worker, or None when the gain is below ``min_gain``.
+
+    Starting from ``placement`` (so that few views move), repeatedly take the
+    most and the least loaded workers and make the move of one view, or the
+    swap of two, that best evens them out; stop when none lowers the heavier
+    of the two. Deterministic: ties go to a move rather than a swap, then to
+    the view registered first.
+    """
+    loads = [0.0] * workers
+    for name, index in placement.items():
+        loads[index] += costs[name]
+    heaviest = max(loads)
+    moved = dict(placement)
+    for _ in range(2 * len(moved)):
+        high = max(range(workers), key=lambda i: (loads[i], -i))
+        low = min(range(workers), key=lambda i: (loads[i], i))
+        gap = loads[high] - loads[low]
+        on_high = [n for n, i in moved.items() if i == high]
+        on_low: list[str | None] = [None, *(n for n, i in moved.items() if i == low)]
+        best: tuple[float, bool, str, str | None] | None = None
+        for out in on_high:
+            for back in on_low:
+                shift = costs[out] - (0.0 if back is None else costs[back])
+                if 0 < shift < gap:
+                    key = (abs(gap - 2 * shift), back is not None)  # a move before a swap
+                    if best is None or key < best[:2]:
+                        best = (*key, out, back)
+        if best is None:
+            break
+        _, _, out, back = best
+        shift = costs[out] - (0.0 if back is None else costs[back])
+        moved[out] = low
+        if back is not None:
+            moved[back] = high
+        loads[high] -= shift
+        loads[low] += shift
+    if heaviest <= 0 or heaviest - max(loads) < min_gain * heaviest:
+        return None
+    return moved

@@ -21,13 +21,19 @@ transport (sockets, a distributed engine's actors) can replace the pipe
 without touching the circuit or the executor's logic. Messages (``op``):
 
 - ``reset`` ``{dialect}``: start over with an empty replica;
-- ``register`` ``{name, sql, params, format, seq, emit, tables}``: load the
-  tables the worker lacks (``{table: [[id, record, version], ...]}``), then
-  register the view as call ``seq``; answered with ``{update}`` when ``emit``;
+- ``register`` ``{name, sql, params, format, seq, emit, tables, row_versions}``:
+  load the tables the worker lacks (``{table: [[id, record, version], ...]}``),
+  then register the view as call ``seq`` (an aggregate view moved from another
+  replica takes that replica's ``row_versions``); answered with ``{update}``
+  when ``emit``;
 - ``unregister`` ``{name}``;
+- ``retire`` ``{name}``: unregister a view moving to another worker; answered
+  with its ``row_versions`` (null unless aggregate) and ``operators`` (their
+  counts, which the main process keeps);
 - ``calls`` ``{emit, calls: [[seq, line, rounds], ...]}``: apply and propagate
   each call in order; with ``emit`` the last one answers ``{updates, impacted,
-  events}``;
+  events, costs}``, ``costs`` being each of the worker's views' counted
+  ``time_ns`` so far (what placement by measured cost balances);
 - ``state`` ``{names}``, ``rows``, ``members``, ``row_versions`` ``{name}``,
   ``metrics``: read the replica (answered);
 - ``shutdown``.
@@ -174,6 +180,14 @@ class Replica:
         if op == "unregister":
             circuit.unregister_view(message["name"])
             return None
+        if op == "retire":
+            view = circuit._view(message["name"])
+            reply = {
+                "row_versions": view.row_versions if view.synthetic else None,
+                "operators": [op.to_json() for op in view.operator_metrics.values()],
+            }
+            circuit.unregister_view(message["name"])
+            return reply
         if op == "state":
             return {
                 name: {"rows": circuit.rows(name), "members": circuit.members(name)}
@@ -222,6 +236,8 @@ class Replica:
             update = circuit.register_view(*args)
             return {"update": None if update is None else update.to_json()}
         register_uncounted(circuit, *args)
+        if message.get("row_versions") is not None:
+            circuit._view(name).row_versions = message["row_versions"]
         return None
 
     def _calls(self, calls: list[Call], emit: bool) -> dict[str, Any] | None:
@@ -238,6 +254,7 @@ class Replica:
             "updates": [update.to_json() for update in updates],
             "impacted": stats.views_impacted,
             "events": stats.events,
+            "costs": {name: view.metrics.time_ns for name, view in self.circuit._views.items()},
         }
 
     def _run(self, call: Call, *, emit: bool) -> tuple[BatchStats, list[Any]]:

@@ -2,9 +2,10 @@
 
 The property: on random logs over filter, join, nested, top-k, aggregate and
 flat views, in single, batch and deferred modes, with and without coalescing,
-with random gating thresholds and a tiny local backlog (so that calls
-alternate between the main process and the workers, and the local replica is
-dropped and rebuilt), the update stream, the final rows and members, and every
+with random gating thresholds, tiny backlog limits and eager rebalancing (so
+that calls alternate between the main process and the workers, the local
+replica and the workers are dropped and rebuilt, and views move between
+workers), the update stream, the final rows and members, and every
 counted metric equal those of a sequential circuit. Then: a worker that dies
 gives a clear error without hanging (and the replay's report is still
 recorded), gating decisions are counted, and unregister/re-register behave.
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 
 from circuit import Circuit, Mutation, ViewUpdate
 from circuit.errors import ReplayError
-from circuit.executors import ProcessExecutor, WorkerPool
+from circuit.executors import ProcessExecutor, WorkerPool, place, rebalance
 from circuit.metrics import CircuitMetrics, FakeClock
 from circuit.mutations import FLUSH, REGISTER, UNREGISTER
 from circuit.replay import Replayer, ReplayOptions, RunFailed
@@ -178,6 +179,8 @@ def both(
     threshold=st.integers(0, 6),
     min_changes=st.integers(0, 3),
     backlog_limit=st.integers(0, 3),
+    worker_backlog_limit=st.integers(0, 3),
+    rebalance_gain=st.sampled_from([0.0, 0.3]),
     coalesce=st.booleans(),
 )
 def test_processes_equal_sequential(
@@ -188,6 +191,8 @@ def test_processes_equal_sequential(
     threshold: int,
     min_changes: int,
     backlog_limit: int,
+    worker_backlog_limit: int,
+    rebalance_gain: float,
     coalesce: bool,
 ) -> None:
     expected, got, _ = both(
@@ -198,6 +203,8 @@ def test_processes_equal_sequential(
         threshold=threshold,
         min_changes=min_changes,
         backlog_limit=backlog_limit,
+        worker_backlog_limit=worker_backlog_limit,
+        rebalance_gain=rebalance_gain,
         coalesce=coalesce,
     )
     assert got[0] == expected[0]  # updates, byte for byte, in the same order
@@ -352,3 +359,69 @@ def test_a_replay_with_processes_equals_sequential(tmp_path: Path) -> None:
     )
     section = proc_run.extra["executor"]
     assert section["calls_main"] + section["calls_workers"] == proc_run.totals.ingest_calls
+
+
+def test_place_puts_the_costliest_views_on_the_least_loaded_worker() -> None:
+    costs = {"a": 1.0, "b": 5.0, "c": 3.0, "d": 3.0}
+    assert place(costs, 2) == {"a": 0, "b": 0, "c": 1, "d": 1}  # 6 and 6
+    assert list(place(costs, 2)) == ["a", "b", "c", "d"]  # registration order kept
+    assert place({"a": 0.0, "b": 0.0}, 3) == {"a": 0, "b": 1}
+
+
+def test_rebalance_moves_or_swaps_views_off_the_heaviest_worker() -> None:
+    costs = {"big": 60.0, "mid": 30.0, "small": 10.0, "tiny": 5.0}
+    # 95 against 10: moving "mid" (30) gives 65 against 40, swapping "big" with "small" gives
+    # 45 against 60, the most even; nothing improves on that (the best possible)
+    moved = rebalance(costs, {"big": 0, "mid": 0, "tiny": 0, "small": 1}, 2)
+    assert moved == {"big": 1, "mid": 0, "tiny": 0, "small": 0}
+    # 100 against 85: no single view can move (each costs more than the gap); swapping "a"
+    # with "c" gives 95 against 90
+    even = {"a": 50.0, "b": 50.0, "c": 45.0, "d": 40.0}
+    swapped = rebalance(even, {"a": 0, "b": 0, "c": 1, "d": 1}, 2, min_gain=0.01)
+    assert swapped == {"a": 1, "b": 0, "c": 0, "d": 1}
+
+
+def test_rebalance_leaves_a_nearly_even_placement_alone() -> None:
+    costs = {"a": 52.0, "b": 48.0}
+    assert rebalance(costs, {"a": 0, "b": 1}, 2) is None  # nothing to gain
+    uneven = {"a": 10.0, "b": 9.0, "c": 1.0}
+    assert rebalance(uneven, {"a": 0, "c": 0, "b": 1}, 2, min_gain=0.2) is None  # 11 -> 10: 9%
+    assert rebalance(uneven, {"a": 0, "c": 0, "b": 1}, 2, min_gain=0.05) == {
+        "a": 0,
+        "c": 1,
+        "b": 1,
+    }
+    assert rebalance({"a": 0.0}, {"a": 0}, 2) is None  # nothing measured
+
+
+def test_workers_start_only_when_a_call_is_worth_it(pool: WorkerPool) -> None:
+    tiny = [entry("UPDATE", "item", k % 6, 10 + k) for k in range(5)]
+    expected, got, executor = both(pool, tiny, "single", [1], threshold=2, min_changes=4)
+    assert got == expected
+    assert executor.calls == {"main": 5, "workers": 0}
+    assert executor.worker_builds == 0
+    assert set(executor.placement().values()) == {None}
+
+
+def test_a_long_run_in_the_main_process_drops_and_rebuilds_the_workers(pool: WorkerPool) -> None:
+    # with a fake clock every reading advances 1 us: the workers' build costs a few dozen
+    # readings, and each parallel-worthy call run locally after the drop costs a few more
+    tiny = [entry("UPDATE", "item", k % 6, 10 + k) for k in range(6)]
+    log = busy_log(2) + tiny + busy_log(40)
+    cuts = [8, 8] + [1] * len(tiny) + [8] * 40
+    expected, got, executor = both(
+        pool, log, "batch", cuts, threshold=2, min_changes=4, worker_backlog_limit=3
+    )
+    assert got == expected
+    assert (executor.worker_builds, executor.worker_drops) == (2, 1)
+    assert executor.calls["main"] > len(tiny)  # parallel-worthy calls too, until the rebuild
+    assert None not in executor.placement().values()
+
+
+def test_views_move_to_even_out_measured_costs(pool: WorkerPool) -> None:
+    expected, got, executor = both(
+        pool, busy_log(6), "batch", [8], threshold=0, min_changes=0, rebalance_gain=0.0
+    )
+    assert got == expected
+    assert executor.moves > 0
+    assert executor.report()["views_moved"] == executor.moves
