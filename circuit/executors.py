@@ -252,6 +252,7 @@ class ProcessExecutor:
         self.worker_drops = 0
         self.moves = 0
         self._built = False  # the workers hold the views (see "Lazy workers")
+        self._shared = False  # the local replica shares the primary's tables
         self._worker_backlog = 0  # calls run locally since the workers last ran one
         self._workers_build_ns = 0
         self._eligible_ns = 0  # parallel-worthy calls run locally since the workers' drop
@@ -376,7 +377,26 @@ class ProcessExecutor:
             return []
         circuit = self.circuit
         seq, line, version = circuit.seq, self._line, circuit.version
-        touched: set[str] = set()
+        clock = circuit._clock
+        local = self._local
+        if self._shared and local is not None:
+            # the fast path of a workload of small calls: nothing is copied or sent
+            if isinstance(rounds, list):
+                touched = {table for by_table in rounds for table in by_table}
+                changed = stats.entries_after_coalesce
+            else:  # --no-coalesce: decided before applying, on what the entries may change
+                touched = {m.table for m in entries if m.table is not None}
+                changed = len(entries)
+            gated = self._gated(touched, changed)
+            if gated or self._eligible_ns < self._workers_build_ns:
+                start = clock()
+                self.calls["main"] += 1
+                local.advance_seq(seq)
+                updates = local.propagate(rounds, versions_before, stats)
+                if not gated:
+                    self._eligible_ns += clock() - start
+                return updates
+        touched = set()
         call: list[Round] = []
         rounds = list(rounds)  # applies the entries of a --no-coalesce call
         for by_table in rounds:
@@ -388,12 +408,7 @@ class ProcessExecutor:
                     for rid, _old, new in changes
                 ]
             )
-        dependents = self._dependents
-        impacted = {name for table in touched for name in dependents.get(table, ())}
-        gated = self.threshold > 0 and (
-            len(impacted) < self.threshold or stats.entries_after_coalesce < self.min_changes
-        )
-        clock = circuit._clock
+        gated = not self._shared and self._gated(touched, stats.entries_after_coalesce)
         if gated:
             if self._local is None and self._missed_ns >= self._build_ns:
                 self._rebuild_local(_before_call(rounds, versions_before))
@@ -407,7 +422,7 @@ class ProcessExecutor:
         if not self._built:
             local = self._local
             assert local is not None  # the workers are dropped only while it runs
-            if self._eligible_ns < self._workers_build_ns:
+            if self._eligible_ns < self._workers_build_ns and not self._shared:
                 start = clock()
                 updates = self._run_local(local, seq, line, call, touched, stats)
                 self._eligible_ns += clock() - start
@@ -416,6 +431,16 @@ class ProcessExecutor:
         updates = self._run_workers(seq, line, call, touched, stats)
         self._rebalance(seq)
         return updates
+
+    def _gated(self, touched: set[str], changed: int) -> bool:
+        """Whether a call is too small to be worth the workers (``--parallel-threshold``)."""
+        if self.threshold <= 0:
+            return False
+        if changed < self.min_changes:
+            return True
+        dependents = self._dependents
+        impacted = {name for table in touched for name in dependents.get(table, ())}
+        return len(impacted) < self.threshold
 
     def rows(self, name: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self._read(name, "rows")
@@ -585,9 +610,26 @@ class ProcessExecutor:
 
     # the local replica ----------------------------------------------------------------------
     def _ensure_local(self) -> Circuit | None:
-        """The local replica, created at the first registration (after any initial load)."""
+        """The local replica, created at the first registration (after any initial load).
+
+        Until the workers are first built it is the only replica, so it shares
+        the primary's tables and runs each call's rounds as they are applied:
+        a workload that never goes parallel costs what sequential execution
+        costs. It cannot catch up on calls it missed (the tables moved on), so
+        it is dropped when the workers are built.
+        """
         if self._local is None and not self._dropped:
-            self._local = self._new_local()
+            if self._built or self._views:
+                self._local = self._new_local()
+            else:
+                from .circuit import Circuit
+
+                primary = self.circuit
+                local = Circuit(clock=primary._clock, dialect=primary.dialect)
+                local._tables = primary._tables
+                local._records_before = primary._records_before
+                local.advance_seq(primary.seq)
+                self._local, self._shared = local, True
         return self._local
 
     def _new_local(self, before: dict[str, list[Any]] | None = None) -> Circuit:
@@ -630,6 +672,9 @@ class ProcessExecutor:
         local = self._local
         assert local is not None
         self._retire(metrics_message(local))
+        if self._shared:  # the primary maintained its field indexes for the local views
+            self.circuit._tables.indexes.clear()
+            self._shared = False
         self._local, self._backlog, self._dropped = None, [], True
         self._missed_ns = 0
         self.local_drops += 1
@@ -692,6 +737,8 @@ class ProcessExecutor:
         self._built = True
         self._workers_build_ns = self.circuit._clock() - start
         self.worker_builds += 1
+        if self._shared:
+            self._drop_local()
 
     def _drop_workers(self) -> None:
         """Reset every worker, keeping what it counted: the main process runs the calls."""

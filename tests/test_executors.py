@@ -223,12 +223,13 @@ def busy_log(calls: int) -> list[Mutation]:
 
 
 def test_gating_decisions_are_counted(pool: WorkerPool) -> None:
-    log = busy_log(6) + [entry("UPDATE", "owner", 1, 9 + i) for i in range(3)]  # then tiny calls
+    log = [entry("UPDATE", "owner", 1, 9 + i) for i in range(3)] + busy_log(6)  # tiny, then busy
     _, _, executor = both(
-        pool, log, "batch", [8, 8, 8, 8, 8, 8, 1, 1, 1], threshold=2, min_changes=4
+        pool, log, "batch", [1, 1, 1, 8, 8, 8, 8, 8, 8], threshold=2, min_changes=4
     )
     assert executor.calls == {"workers": 6, "main": 3}
     assert executor.report()["calls_main"] == 3
+    assert executor.worker_builds == 1
 
 
 def test_threshold_zero_sends_every_call_to_the_workers(pool: WorkerPool) -> None:
@@ -404,9 +405,11 @@ def test_workers_start_only_when_a_call_is_worth_it(pool: WorkerPool) -> None:
 
 
 def test_a_long_run_in_the_main_process_drops_and_rebuilds_the_workers(pool: WorkerPool) -> None:
-    # with a fake clock every reading advances 1 us: the workers' build costs a few dozen
-    # readings, and each parallel-worthy call run locally after the drop costs a few more
-    tiny = [entry("UPDATE", "item", k % 6, 10 + k) for k in range(6)]
+    # with a fake clock every reading advances 1 us: builds cost a few dozen readings, and
+    # each call run on the other side costs a few more. The tiny calls first run on the workers
+    # (the local replica was dropped when they were built) until it is rebuilt, then locally
+    # until the workers are dropped; the busy calls run locally until they are rebuilt.
+    tiny = [entry("UPDATE", "item", k % 6, 10 + k) for k in range(60)]
     log = busy_log(2) + tiny + busy_log(40)
     cuts = [8, 8] + [1] * len(tiny) + [8] * 40
     expected, got, executor = both(
@@ -414,7 +417,8 @@ def test_a_long_run_in_the_main_process_drops_and_rebuilds_the_workers(pool: Wor
     )
     assert got == expected
     assert (executor.worker_builds, executor.worker_drops) == (2, 1)
-    assert executor.calls["main"] > len(tiny)  # parallel-worthy calls too, until the rebuild
+    assert (executor.local_drops, executor.local_rebuilds) == (1, 1)
+    assert sum(executor.calls.values()) == len(cuts)
     assert None not in executor.placement().values()
 
 
