@@ -54,7 +54,7 @@ import contextlib
 import multiprocessing
 import os
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -253,6 +253,7 @@ class ProcessExecutor:
         self.moves = 0
         self._built = False  # the workers hold the views (see "Lazy workers")
         self._shared = False  # the local replica shares the primary's tables
+        self._fast_below = 0  # calls changing fewer records take the fast path (_set_shared)
         self._worker_backlog = 0  # calls run locally since the workers last ran one
         self._workers_build_ns = 0
         self._eligible_ns = 0  # parallel-worthy calls run locally since the workers' drop
@@ -369,6 +370,13 @@ class ProcessExecutor:
         entries: list[Mutation],
     ) -> list[ViewUpdate]:
         """Run one applied call where it pays; its updates in registration order."""
+        if stats.entries_after_coalesce < self._fast_below and rounds.__class__ is list:
+            # a tiny call while the shared local replica is the only one: as sequentially
+            local = self._local
+            assert local is not None
+            self.calls["main"] += 1
+            local.advance_seq(self.circuit.seq)
+            return local.propagate(rounds, versions_before, stats)
         self._check_open()
         if entries:
             self._source, self._line = entries[-1].source, entries[-1].line
@@ -382,21 +390,21 @@ class ProcessExecutor:
         if self._shared and local is not None:
             # the fast path of a workload of small calls: nothing is copied or sent
             if isinstance(rounds, list):
-                touched = {table for by_table in rounds for table in by_table}
-                changed = stats.entries_after_coalesce
+                gated = self._gated(rounds, stats.entries_after_coalesce)
             else:  # --no-coalesce: decided before applying, on what the entries may change
-                touched = {m.table for m in entries if m.table is not None}
-                changed = len(entries)
-            gated = self._gated(touched, changed)
-            if gated or self._eligible_ns < self._workers_build_ns:
+                gated = self._gated([{m.table: () for m in entries if m.table}], len(entries))
+            if gated:
+                self.calls["main"] += 1
+                local.advance_seq(seq)
+                return local.propagate(rounds, versions_before, stats)
+            if self._eligible_ns < self._workers_build_ns:
                 start = clock()
                 self.calls["main"] += 1
                 local.advance_seq(seq)
                 updates = local.propagate(rounds, versions_before, stats)
-                if not gated:
-                    self._eligible_ns += clock() - start
+                self._eligible_ns += clock() - start
                 return updates
-        touched = set()
+        touched: set[str] = set()
         call: list[Round] = []
         rounds = list(rounds)  # applies the entries of a --no-coalesce call
         for by_table in rounds:
@@ -408,7 +416,7 @@ class ProcessExecutor:
                     for rid, _old, new in changes
                 ]
             )
-        gated = not self._shared and self._gated(touched, stats.entries_after_coalesce)
+        gated = not self._shared and self._gated(rounds, stats.entries_after_coalesce)
         if gated:
             if self._local is None and self._missed_ns >= self._build_ns:
                 self._rebuild_local(_before_call(rounds, versions_before))
@@ -432,14 +440,19 @@ class ProcessExecutor:
         self._rebalance(seq)
         return updates
 
-    def _gated(self, touched: set[str], changed: int) -> bool:
-        """Whether a call is too small to be worth the workers (``--parallel-threshold``)."""
+    def _gated(self, rounds: Sequence[Mapping[str, Any]], changed: int) -> bool:
+        """Whether a call is too small to be worth the workers (``--parallel-threshold``).
+
+        ``rounds`` are keyed by the tables the call changed.
+        """
         if self.threshold <= 0:
             return False
         if changed < self.min_changes:
             return True
         dependents = self._dependents
-        impacted = {name for table in touched for name in dependents.get(table, ())}
+        impacted = {
+            n for by_table in rounds for table in by_table for n in dependents.get(table, ())
+        }
         return len(impacted) < self.threshold
 
     def rows(self, name: str) -> list[dict[str, Any]]:
@@ -510,6 +523,7 @@ class ProcessExecutor:
         if self._closed:
             return
         self._closed = True
+        self._set_shared(False)
         if self.owns_pool:
             self.pool.close()
 
@@ -629,7 +643,8 @@ class ProcessExecutor:
                 local._tables = primary._tables
                 local._records_before = primary._records_before
                 local.advance_seq(primary.seq)
-                self._local, self._shared = local, True
+                self._local = local
+                self._set_shared(True)
         return self._local
 
     def _new_local(self, before: dict[str, list[Any]] | None = None) -> Circuit:
@@ -674,10 +689,16 @@ class ProcessExecutor:
         self._retire(metrics_message(local))
         if self._shared:  # the primary maintained its field indexes for the local views
             self.circuit._tables.indexes.clear()
-            self._shared = False
+            self._set_shared(False)
         self._local, self._backlog, self._dropped = None, [], True
         self._missed_ns = 0
         self.local_drops += 1
+
+    def _set_shared(self, shared: bool) -> None:
+        """Whether the local replica shares the primary's tables; sets the fast path's bound:
+        a call gated by ``min_changes`` needs no other test then."""
+        self._shared = shared
+        self._fast_below = self.min_changes if shared and self.threshold > 0 else 0
 
     def _rebuild_local(self, before: dict[str, list[Any]]) -> None:
         self._local = self._new_local(before)
