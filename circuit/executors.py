@@ -258,6 +258,8 @@ class ProcessExecutor:
         self._workers_build_ns = 0
         self._eligible_ns = 0  # parallel-worthy calls run locally since the workers' drop
         self._worker_costs: dict[tuple[int, str], int] = {}
+        self._imbalance_ns = 0  # what uneven workers wasted since views last moved
+        self._moves_ns = 0  # what building the views moved last cost the workers
         self._circuit: Circuit | None = None
         self._views: dict[str, _View] = {}
         self._dependents: dict[str, list[str]] = {}
@@ -607,14 +609,18 @@ class ProcessExecutor:
         found: list[dict[str, Any]] = []
         impacted = 0
         events = stats.events
+        busy: list[int] = []
         for worker in involved:
             reply = self._recv(worker)
+            busy.append(reply["busy_ns"])
+            self._moves_ns += reply["moved_ns"]
             found.extend(reply["updates"])
             impacted += reply["impacted"]
             for kind, count in reply["events"].items():
                 events[kind] = events.get(kind, 0) + count
             for name, spent in reply["costs"].items():
                 self._worker_costs[worker.index, name] = spent
+        self._imbalance_ns += max(busy, default=0) - sum(busy) // len(self.workers)
         order = self._views
         found.sort(key=lambda u: order[u["view"]].order)
         stats.tables_touched = len(touched)
@@ -771,11 +777,21 @@ class ProcessExecutor:
         for view in self._views.values():
             view.worker = None
         self._worker_costs = {}
+        self._imbalance_ns = self._moves_ns = 0
         self._built, self._worker_backlog, self._eligible_ns = False, 0, 0
         self.worker_drops += 1
 
     def _rebalance(self, seq: int) -> None:
-        """Move views between workers when their measured costs are out of balance."""
+        """Move views between workers when their measured costs are out of balance.
+
+        Moving costs the workers the views' builds; views move again only once
+        the imbalance since the last moves (the time the busiest worker spent
+        beyond the average, per call) has cost as much as those builds (the
+        ski-rental rule again), so that costs that keep shifting cannot make
+        views bounce between workers for more than they save.
+        """
+        if self._imbalance_ns < self._moves_ns:
+            return
         placement = {name: view.worker for name, view in self._views.items()}
         moved = rebalance(
             self._costs(),
@@ -794,9 +810,10 @@ class ProcessExecutor:
             self._retire_ops(reply["operators"])
             view.worker = index
             self._register_on(
-                self.workers[index], view, seq + 1, row_versions=reply["row_versions"]
+                self.workers[index], view, seq + 1, row_versions=reply["row_versions"], moved=True
             )
             self.moves += 1
+        self._imbalance_ns = self._moves_ns = 0  # the new moves' cost comes with the next answers
 
     def _register_on(
         self,
@@ -807,6 +824,7 @@ class ProcessExecutor:
         emit: bool = False,
         before: dict[str, list[Any]] | None = None,
         row_versions: dict[str, int] | None = None,
+        moved: bool = False,
     ) -> None:
         """Register ``view`` on ``worker`` as of call ``seq``, shipping the tables it lacks."""
         message = {
@@ -819,6 +837,7 @@ class ProcessExecutor:
             "emit": emit,
             "tables": self._snapshots(worker, view.tables, before),
             "row_versions": row_versions,
+            "moved": moved,
         }
         self._send(worker, orjson.dumps(message), answered=emit)
 

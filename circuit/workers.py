@@ -21,7 +21,7 @@ transport (sockets, a distributed engine's actors) can replace the pipe
 without touching the circuit or the executor's logic. Messages (``op``):
 
 - ``reset`` ``{dialect}``: start over with an empty replica;
-- ``register`` ``{name, sql, params, format, seq, emit, tables, row_versions}``:
+- ``register`` ``{name, sql, params, format, seq, emit, tables, row_versions, moved}``:
   load the tables the worker lacks (``{table: [[id, record, version], ...]}``),
   then register the view as call ``seq`` (an aggregate view moved from another
   replica takes that replica's ``row_versions``); answered with ``{update}``
@@ -32,8 +32,10 @@ without touching the circuit or the executor's logic. Messages (``op``):
   counts, which the main process keeps);
 - ``calls`` ``{emit, calls: [[seq, line, rounds], ...]}``: apply and propagate
   each call in order; with ``emit`` the last one answers ``{updates, impacted,
-  events, costs}``, ``costs`` being each of the worker's views' counted
-  ``time_ns`` so far (what placement by measured cost balances);
+  events, costs, busy_ns, moved_ns}``, ``costs`` being each of the worker's
+  views' counted ``time_ns`` so far (what placement by measured cost
+  balances), ``busy_ns`` the time this message took, ``moved_ns`` the time
+  spent building views ``moved`` here since the last answer;
 - ``state`` ``{names}``, ``rows``, ``members``, ``row_versions`` ``{name}``,
   ``metrics``: read the replica (answered);
 - ``shutdown``.
@@ -47,6 +49,7 @@ from __future__ import annotations
 import base64
 import gc
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
@@ -169,6 +172,7 @@ class Replica:
         self.seq = 0
         self.line = 0
         self.touched: set[str] = set()
+        self.moved_ns = 0  # time spent building views moved here, since the last answer
 
     def handle(self, message: dict[str, Any]) -> dict[str, Any] | None:
         op = message["op"]
@@ -221,6 +225,14 @@ class Replica:
         }
 
     def _register(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        start = time.perf_counter_ns()
+        try:
+            return self._build(message)
+        finally:
+            if message.get("moved"):
+                self.moved_ns += time.perf_counter_ns() - start
+
+    def _build(self, message: dict[str, Any]) -> dict[str, Any] | None:
         circuit = self.circuit
         snapshot: Round = []
         for table, rows in message["tables"].items():
@@ -242,6 +254,7 @@ class Replica:
 
     def _calls(self, calls: list[Call], emit: bool) -> dict[str, Any] | None:
         """Catch up on every call but (with ``emit``) the last, which is answered."""
+        start = time.perf_counter_ns()
         last = calls.pop() if emit else None
         if calls:
             with uncounted(self.circuit):
@@ -250,7 +263,10 @@ class Replica:
         if last is None:
             return None
         stats, updates = self._run(last, emit=True)
+        moved, self.moved_ns = self.moved_ns, 0
         return {
+            "busy_ns": time.perf_counter_ns() - start,
+            "moved_ns": moved,
             "updates": [update.to_json() for update in updates],
             "impacted": stats.views_impacted,
             "events": stats.events,

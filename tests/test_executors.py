@@ -422,10 +422,22 @@ def test_a_long_run_in_the_main_process_drops_and_rebuilds_the_workers(pool: Wor
     assert None not in executor.placement().values()
 
 
+class Skewed(ProcessExecutor):
+    """Measures every view on worker 0 as ten times as costly: views must move off it."""
+
+    def _costs(self) -> dict[str, float]:
+        return {name: 10.0 if view.worker == 0 else 1.0 for name, view in self._views.items()}
+
+
 def test_views_move_to_even_out_measured_costs(pool: WorkerPool) -> None:
-    expected, got, executor = both(
-        pool, busy_log(6), "batch", [8], threshold=0, min_changes=0, rebalance_gain=0.0
-    )
-    assert got == expected
+    sequential = Circuit(clock=FakeClock())
+    executor = Skewed(pool, threshold=0, min_changes=0)
+    parallel = Circuit(executor=executor, clock=FakeClock())
+    results = []
+    for circuit in (sequential, parallel):
+        updates = drive(circuit, busy_log(6), "batch", [8])
+        results.append((updates, state(circuit), counted(circuit.metrics())))
+    executor.close()
+    assert results[1] == results[0]
     assert executor.moves > 0
     assert executor.report()["views_moved"] == executor.moves
