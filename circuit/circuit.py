@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import CircuitError, SqlError
-from .metrics import BatchStats, CircuitMetrics, Clock, ViewMetrics
+from .metrics import EVENT_KINDS, BatchStats, CircuitMetrics, Clock, ViewMetrics
 from .mutations import DATA_OPS, FLUSH, REGISTER, UNREGISTER, Mutation
 from .operators import TableChanges
 from .sql.keys import hash_key
-from .sql.plan import plan_view
+from .sql.plan import ViewPlan, plan_view
 from .sql.values import json_equal
 from .tables import APPLIED, NOOP, Tables
 from .updates import (
@@ -124,18 +125,9 @@ class Circuit:
         plan = plan_view(name, sql, params, path=path, dialect=self.dialect)
         if name in self._views:
             self.unregister_view(name)
-        view = View(plan, format, dict(params) if params else None, self._tables)
         self._registered += 1
+        view = self._build(plan, format, dict(params) if params else None, self._registered)
         view.order = self._registered
-        metrics = self._view_metrics.get(name)
-        if metrics is not None:
-            view.metrics = metrics
-        self._view_metrics[name] = view.metrics
-        view.top.initial(self._clock)
-        view.account()
-        view.member_before.clear()
-        if view.synthetic:
-            view.synthetic_events()
         self._views[name] = view
         self._rebuild_dependents()
         self._seq += 1
@@ -154,13 +146,67 @@ class Circuit:
         view.metrics.events["created"] += len(records)
         return ViewUpdate(name, self._seq, STREAMING, records=records)
 
+    def _build(
+        self,
+        plan: ViewPlan,
+        format: str,
+        params: dict[str, Any] | None,
+        order: int,
+        skip: Iterable[View] = (),
+    ) -> View:
+        """A view with its state built from the tables, or sharing an earlier view's.
+
+        Sharing needs the other view registered earlier (``order``), since views
+        run in registration order and the owner of shared state runs first;
+        ``skip`` are views that cannot share (being rebuilt themselves).
+        """
+        primary = owner = None
+        excluded = set(skip)
+        aggregate = plan.top.aggregate
+        for live in self._views.values():
+            if live.order >= order or live in excluded:
+                continue
+            if live.shareable and live.format == format and live.plan.identity == plan.identity:
+                primary = live
+                break
+            if owner is None and aggregate is not None and live.core == aggregate.core:
+                owner = live
+        view = View(
+            plan,
+            format,
+            params,
+            self._tables,
+            primary=primary,
+            level_owner=None if primary is not None else owner,
+        )
+        metrics = self._view_metrics.get(plan.name)
+        if metrics is not None:
+            view.metrics = metrics
+        self._view_metrics[plan.name] = view.metrics
+        if primary is None:
+            view.initial(self._clock)
+        return view
+
     def unregister_view(self, name: str) -> None:
-        """Drop a view without events."""
+        """Drop a view without events.
+
+        Views that shared its state are rebuilt (from the tables, or sharing
+        with one another): their members do not change, so no events.
+        """
         if self._executor is not None:
             return self._executor.unregister_view(name)
-        if name not in self._views:
+        view = self._views.pop(name, None)
+        if view is None:
             raise CircuitError(f"no view named {name!r}")
-        del self._views[name]
+        orphans = [v for v in self._views.values() if view in (v.primary, v.level_owner)]
+        for index, other in enumerate(orphans):
+            rebuilt = self._build(
+                other.plan, other.format, other.params, other.order, skip=orphans[index:]
+            )
+            rebuilt.order = other.order
+            # the same output rows: they keep their versions
+            rebuilt.row_versions = other.row_versions
+            self._views[other.name] = rebuilt
         self._rebuild_dependents()
 
     def view_names(self) -> list[str]:
@@ -304,7 +350,9 @@ class Circuit:
             views = self._views_reading(by_table)
             for view in views:
                 t0 = clock()
-                if view.fused:
+                if view.primary is not None:
+                    update = self._shared_update(view, stats)
+                elif view.fused:
                     fused = view.run_fused(by_table, clock)
                     update = (
                         None
@@ -312,9 +360,10 @@ class Circuit:
                         else self._fused_events(view, *fused, stats, versions_before)
                     )
                 else:
-                    view.top.process(by_table, clock)
+                    view.process(by_table, clock)
                     view.account()
                     update = self._events(view, versions_before, stats)
+                view.last_update = update
                 view.metrics.record_invocation(clock() - t0)
                 if update is not None and emit:
                     updates.append(update)
@@ -330,15 +379,19 @@ class Circuit:
             touched_tables.update(by_table)
             for view in self._views_reading(by_table):
                 t0 = clock()
-                view.top.process(by_table, clock)
-                view.account()
+                if view.primary is None:
+                    view.process(by_table, clock)
+                    view.account()
                 impacted[view] = impacted.get(view, 0) + clock() - t0
         ordered = list(impacted)
         if count > 1:
             ordered.sort(key=_registration_order)
         for view in ordered:
             t0 = clock()
-            update = self._events(view, versions_before, stats)
+            if view.primary is not None:
+                update = self._shared_update(view, stats)
+            else:
+                update = view.last_update = self._events(view, versions_before, stats)
             view.metrics.record_invocation(clock() - t0 + impacted[view])
             if update is not None and emit:
                 updates.append(update)
@@ -528,6 +581,23 @@ class Circuit:
         deleted = [(rid, versions_before[rid]) for rid in left]
         return self._emit(view, entered, updated, deleted, stats)
 
+    def _shared_update(self, view: View, stats: BatchStats) -> ViewUpdate | None:
+        """A view sharing its primary's state: the primary's update (it ran earlier in
+        this round, being registered earlier) under this view's name, counted here too."""
+        primary = view.source
+        update = primary.last_update
+        view.last_update = update
+        if update is None:
+            return None
+        metrics = view.metrics
+        metrics.updates_emitted += 1
+        counted, events = metrics.events, stats.events
+        for kind, count in zip(EVENT_KINDS, primary.last_events, strict=True):
+            if count:
+                counted[kind] += count
+                events[kind] += count
+        return replace(update, view=view.name)
+
     def _emit(
         self,
         view: View,
@@ -542,6 +612,7 @@ class Circuit:
             return None
         metrics = view.metrics
         metrics.updates_emitted += 1
+        view.last_events = (n_created, n_updated, n_deleted)
         counted, events = metrics.events, stats.events
         if n_created:
             counted["created"] += n_created
@@ -622,10 +693,11 @@ class Circuit:
         for name, metrics in self._view_metrics.items():
             live = self._views.get(name)
             if live is not None:
-                metrics.rows = live.row_count
-                metrics.members = len(live.member_refs)
-                metrics.state_rows = live.state_rows()
-                levels = list(live.top.walk())
+                state = live.source
+                metrics.rows = state.row_count
+                metrics.members = len(state.member_refs)
+                metrics.state_rows = state.state_rows()
+                levels = list(state.top.walk())
                 metrics.subquery_cache_hits = sum(level.cache_hits for level in levels)
                 metrics.subquery_cache_misses = sum(level.cache_misses for level in levels)
             views[name] = metrics.to_json()

@@ -27,7 +27,7 @@ from sortedcontainers import SortedList
 
 from .metrics import OperatorMetrics, ViewMetrics
 from .operators import Delta, Row, RowKey, TableChanges
-from .operators.aggregate import AggregateStage
+from .operators.aggregate import AggregateCore, AggregateOutput, GroupChange
 from .operators.filter import SemiJoinFilter, static_filter
 from .operators.join import JoinChain
 from .operators.semijoin import update_atom
@@ -35,7 +35,7 @@ from .operators.window import GroupWindow, Visible, make_sort_key
 from .sql.keys import canonical_json, row_key_order
 from .sql.plan import EXPR, NESTED, STAR, STAR_OF, LevelPlan, SelectItem, ViewPlan, key_function
 from .tables import Tables
-from .updates import FLAT
+from .updates import FLAT, ViewUpdate
 
 Clock = Callable[[], int]
 
@@ -77,10 +77,9 @@ class Level:
         self.refs: dict[Any, int] = {}
         self.refs_before: dict[Any, int] = {}
         self.visible: Visible = []
-        self.aggregate = (
-            AggregateStage(plan.aggregate, view) if plan.aggregate is not None else None
-        )
-        self.output: Visible = []
+        self.aggregate = AggregateCore(plan.aggregate) if plan.aggregate is not None else None
+        # this round's touched groups (an aggregate level): what every sharing view reads
+        self.core_changes: list[GroupChange] = []
         # a single-table level without a window or subqueries runs one fused loop
         self.simple = not (plan.joins or plan.atoms or plan.windowed or self.children)
         self.first_table = plan.sources[0][0]
@@ -117,12 +116,12 @@ class Level:
             child.process(changes, clock)
         if self.aggregate is not None:
             t0 = clock()
-            self.output = (
+            self.core_changes = (
                 self.aggregate.process(self.visible)
                 if self.visible or not self.aggregate.started
                 else []
             )
-            _count(self.op_aggregate, clock() - t0, self.visible, self.output)
+            _count(self.op_aggregate, clock() - t0, self.visible, self.core_changes)
 
     def _propagate(self, changes: TableChanges, clock: Clock) -> None:
         """This level's own pipeline (its WHERE subqueries included, children not)."""
@@ -174,7 +173,7 @@ class Level:
     def clear(self) -> None:
         """No change reached this level or any below it in this call."""
         self.visible = []
-        self.output = []
+        self.core_changes = []
         for _, level in self.atoms:
             level.clear()
         for _, child, _ in self.children:
@@ -199,7 +198,7 @@ class Level:
         for _, child, _ in self.children:
             child.initial(clock)
         if self.aggregate is not None:
-            self.output = self.aggregate.process(self.visible)
+            self.core_changes = self.aggregate.process(self.visible)
 
     # lazy groups ------------------------------------------------------------------
     def _only_active(self, delta: Delta) -> Delta:
@@ -299,29 +298,116 @@ def _count(op: OperatorMetrics, ns: int, rows_in: Any, rows_out: Any) -> None:
 class View:
     """A registered view: plan, levels, member reference counts, metrics."""
 
-    def __init__(self, plan: ViewPlan, format: str, params: dict[str, Any] | None, store: Tables):
+    def __init__(
+        self,
+        plan: ViewPlan,
+        format: str,
+        params: dict[str, Any] | None,
+        store: Tables,
+        *,
+        primary: View | None = None,
+        level_owner: View | None = None,
+    ):
         self.name = plan.name
         self.plan = plan
         self.format = format
         self.params = params
         self.operator_metrics: dict[str, OperatorMetrics] = {}
-        self.top = Level(plan.top, plan.name, plan.name, self.operator_metrics, store)
+        # a view defined exactly like an earlier one (same query, parameters and format)
+        # shares its state: only the primary runs, and this view re-labels its updates
+        # an aggregate view whose rows, groups and aggregates (its core) are an earlier
+        # view's shares that view's levels: only its HAVING, ORDER BY and LIMIT are its own
+        self.level_owner = level_owner
+        self.primary = primary
+        self.last_update: ViewUpdate | None = None
+        self.last_events = (0, 0, 0)
+        self.top: Level
+        self.member_refs: dict[str, int]
+        self.member_before: dict[str, int]
+        self.ordered_members: SortedList | None
+        if primary is not None:
+            self.top = primary.top
+            self.member_refs = primary.member_refs
+            self.member_before = primary.member_before
+            self.ordered_members = primary.ordered_members
+        else:
+            if level_owner is not None:
+                self.top = level_owner.top
+            else:
+                self.top = Level(plan.top, plan.name, plan.name, self.operator_metrics, store)
+            self.member_refs = {}
+            self.member_before = {}
+            # a flat update lists every member in order: keep them sorted as they change
+            self.ordered_members = SortedList() if format == FLAT else None
+        aggregate = plan.top.aggregate
+        self.aggregate_output = (
+            AggregateOutput(aggregate, plan.name) if aggregate is not None else None
+        )
+        self.output: Visible = []
+        self.op_output = OperatorMetrics(plan.name, f"{plan.name};aggregate;output")
+        if aggregate is not None and primary is None:
+            self.operator_metrics[self.op_output.path] = self.op_output
         self.tables = set(plan.tables)
-        self.member_refs: dict[str, int] = {}
-        self.member_before: dict[str, int] = {}
-        # a flat update lists every member in order: keep them sorted as they change
-        self.ordered_members: SortedList | None = SortedList() if format == FLAT else None
         self.metrics = ViewMetrics()
         self.row_count = 0
         self.order = 0  # registration number, for deterministic update order
         # aggregate and DISTINCT views: members are output rows with their own versions
-        self.synthetic = self.top.aggregate is not None
+        self.synthetic = self.aggregate_output is not None
         self.row_versions: dict[str, int] = {}
         self.rows_before: dict[str, tuple[Any, ...] | None] = {}
         self.rows_after: dict[str, tuple[Any, ...] | None] = {}
         # one table, no join, window, subquery or aggregate: members are the visible ids
         top = self.top
         self.fused = top.simple and top.aggregate is None and not top.lazy
+
+    @property
+    def source(self) -> View:
+        """The view whose state this one reads: its primary, or itself."""
+        return self.primary if self.primary is not None else self
+
+    @property
+    def shareable(self) -> bool:
+        """Whether a later identical view may share this one's state: aggregate rows are
+        named after their view, so only views whose members are records qualify."""
+        return self.primary is None and not self.synthetic
+
+    @property
+    def core(self) -> str | None:
+        """What a later aggregate view must compute alike to share this one's levels."""
+        aggregate = self.plan.top.aggregate
+        if aggregate is None or self.level_owner is not None or self.primary is not None:
+            return None
+        return aggregate.core
+
+    def process(self, changes: TableChanges, clock: Clock) -> None:
+        """Propagate a round through the levels (unless shared: their owner, registered
+        earlier, ran them this round) and, for an aggregate view, its own output stage."""
+        if self.level_owner is None:
+            self.top.process(changes, clock)
+        stage = self.aggregate_output
+        if stage is not None:
+            changes_of_groups = self.top.core_changes
+            if changes_of_groups:
+                t0 = clock()
+                self.output = stage.process(changes_of_groups)
+                _count(self.op_output, clock() - t0, changes_of_groups, self.output)
+            else:
+                self.output = []
+
+    def initial(self, clock: Clock) -> None:
+        """Build the view's state from the tables (or from the shared levels' groups)."""
+        stage = self.aggregate_output
+        if self.level_owner is None:
+            self.top.initial(clock)
+            if stage is not None:
+                self.output = stage.process(self.top.core_changes)
+        elif stage is not None:
+            assert self.top.aggregate is not None
+            self.output = stage.process(self.top.aggregate.current())
+        self.account()
+        self.member_before.clear()
+        if self.synthetic:
+            self.synthetic_events()
 
     def run_fused(
         self, changes: TableChanges, clock: Clock
@@ -416,7 +502,7 @@ class View:
         top = self.top
         if self.synthetic:
             refs, before, after = self.member_refs, self.rows_before, self.rows_after
-            for _ck, key, old, new in top.output:
+            for _ck, key, old, new in self.output:
                 member = key[0]
                 if member not in before:
                     before[member] = None if old is None else old[0]
@@ -488,8 +574,8 @@ class View:
         updated: list[str] = []
         deleted: list[tuple[str, int]] = []
         versions, after = self.row_versions, self.rows_after
-        assert self.top.aggregate is not None
-        project = self.top.aggregate.project
+        assert self.aggregate_output is not None
+        project = self.aggregate_output.project
         for member, before in self.rows_before.items():
             now = after[member]
             if before is None and now is not None:
@@ -510,12 +596,16 @@ class View:
 
     # output ---------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
-        if self.top.aggregate is not None:
-            return self.top.aggregate.rows()
+        if self.aggregate_output is not None:
+            return self.aggregate_output.rows()
         return self.top.materialize((), top=True)
 
     def state_rows(self) -> int:
-        return self.top.state_rows()
+        """Rows of state this view keeps (shared levels counted by their owner)."""
+        total = 0 if self.level_owner is not None else self.top.state_rows()
+        if self.aggregate_output is not None:
+            total += self.aggregate_output.state_rows()
+        return total
 
 
 def _same_row(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:

@@ -169,24 +169,101 @@ def _result(spec: AggregateSpec, state: Any, rows: int) -> Any:
 
 
 class _Group:
-    __slots__ = ("member_id", "output", "rows", "states", "values")
+    __slots__ = ("key", "raw", "rows", "states", "suffix", "values")
 
-    def __init__(self, values: list[Any], member_id: str, specs: list[AggregateSpec]):
+    def __init__(self, key: Any, values: list[Any], specs: list[AggregateSpec]):
+        self.key = key
         self.values = values
-        self.member_id = member_id
+        self.suffix = canonical_json(values)
         self.rows = 0
         self.states = [_new_state(spec) for spec in specs]
-        self.output: tuple[Any, ...] | None = None
+        self.raw: tuple[Any, ...] | None = None
 
 
-class AggregateStage:
-    """Groups a level's visible rows and maintains their aggregate rows."""
+GroupChange = tuple[_Group, tuple[Any, ...] | None, tuple[Any, ...] | None]
+"""A touched group with its output tuple before and after the round (None: no row)."""
+
+
+class AggregateCore:
+    """Groups a level's visible rows and keeps each group's aggregate state.
+
+    The core is what views computing the same aggregates over the same rows
+    have in common (their HAVING, ORDER BY, LIMIT and select list aside), so
+    such views share one core: each round folds the changes once, and every
+    view's :class:`AggregateOutput` reads the touched groups' output tuples.
+    """
+
+    def __init__(self, plan: AggregatePlan):
+        self.plan = plan
+        self.specs = plan.aggregates
+        self.groups: dict[Any, _Group] = {}
+        self.started = False
+
+    def state_rows(self) -> int:
+        return len(self.groups)
+
+    def _group(self, row: Row) -> _Group:
+        values = [fn(row) for fn in self.plan.group_fns]
+        key = tuple(None if v is None else hash_key(v) for v in values)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = _Group(key, values, self.specs)
+        return group
+
+    def process(self, visible: Visible) -> list[GroupChange]:
+        """Fold the level's visible changes into the groups; the touched groups' outputs."""
+        touched: dict[Any, _Group] = {}
+        specs = self.specs
+        for _ck, _key, old, new in visible:
+            for row, sign in ((old, -1), (new, 1)):
+                if row is None:
+                    continue
+                group = self._group(row)
+                touched[group.key] = group
+                group.rows += sign
+                for spec, state in zip(specs, group.states, strict=True):
+                    if spec.arg is not None:
+                        state.add(spec.arg(row), sign)
+        plan = self.plan
+        if not self.started:
+            self.started = True
+            if not plan.grouped:
+                group = self._group(())
+                touched[group.key] = group
+        out: list[GroupChange] = []
+        for gkey, group in touched.items():
+            raw: tuple[Any, ...] | None = None
+            if group.rows > 0 or not plan.grouped:
+                raw = tuple(group.values) + tuple(
+                    _result(spec, state, group.rows)
+                    for spec, state in zip(specs, group.states, strict=True)
+                )
+            else:
+                del self.groups[gkey]
+            out.append((group, group.raw, raw))
+            group.raw = raw
+        return out
+
+    def current(self) -> list[GroupChange]:
+        """Every group with a row, as changes from nothing (a new output's initial build)."""
+        return [(g, None, g.raw) for g in self.groups.values() if g.raw is not None]
+
+
+class AggregateOutput:
+    """One view's part of an aggregate: HAVING, member ids, ORDER BY and the window.
+
+    Output rows are keyed by member ids named after the view
+    (``view:[group values]``); the change of its rows is ordered and windowed
+    like any level's.
+    """
 
     def __init__(self, plan: AggregatePlan, view: str):
         self.plan = plan
         self.view = view
-        self.specs = plan.aggregates
-        self.groups: dict[Any, _Group] = {}
+        self.having = plan.having
+        self.prefix = f"{view}:"
+        # group key -> (member id, current output tuple after HAVING)
+        self.rows_by_group: dict[Any, tuple[str, tuple[Any, ...]]] = {}
         # ties (and LIMIT without ORDER BY) go by the row key: the group values, compared
         # with SQL's ordering (numbers before text), not as the member id's JSON text
         by_key = [
@@ -194,57 +271,26 @@ class AggregateStage:
             for i in range(len(plan.group_fns))
         ]
         self.window = GroupWindow(_output_level(plan.order + by_key, plan.limit, plan.offset))
-        self.started = False
 
     def state_rows(self) -> int:
-        return len(self.groups) + self.window.state_rows()
+        return len(self.rows_by_group) + self.window.state_rows()
 
-    def _group(self, row: Row) -> tuple[Any, _Group]:
-        values = [fn(row) for fn in self.plan.group_fns]
-        key = tuple(None if v is None else hash_key(v) for v in values)
-        group = self.groups.get(key)
-        if group is None:
-            member_id = f"{self.view}:{canonical_json(values)}"
-            group = self.groups[key] = _Group(values, member_id, self.specs)
-        return key, group
-
-    def process(self, visible: Visible) -> Visible:
-        """Fold the level's visible changes into the groups; return output row changes."""
-        touched: dict[Any, _Group] = {}
-        specs = self.specs
-        for _ck, _key, old, new in visible:
-            for row, sign in ((old, -1), (new, 1)):
-                if row is None:
-                    continue
-                gkey, group = self._group(row)
-                touched[gkey] = group
-                group.rows += sign
-                for spec, state in zip(specs, group.states, strict=True):
-                    if spec.arg is not None:
-                        state.add(spec.arg(row), sign)
-        if not self.started:
-            self.started = True
-            if not self.plan.grouped:
-                gkey, group = self._group(())
-                touched[gkey] = group
+    def process(self, changes: list[GroupChange]) -> Visible:
+        """The change of this view's output rows for the core's touched groups."""
+        having, rows_by_group = self.having, self.rows_by_group
         delta: Delta = {}
-        plan = self.plan
-        for gkey, group in touched.items():
-            output: tuple[Any, ...] | None = None
-            if group.rows > 0 or not plan.grouped:
-                output = tuple(group.values) + tuple(
-                    _result(spec, state, group.rows)
-                    for spec, state in zip(specs, group.states, strict=True)
-                )
-                if plan.having is not None and not plan.having(output):
-                    output = None
-            before = group.output
-            if group.rows <= 0 and plan.grouped:
-                del self.groups[gkey]
+        for group, _raw_before, raw in changes:
+            output = raw if raw is None or having is None or having(raw) else None
+            held = rows_by_group.get(group.key)
+            before = None if held is None else held[1]
             if before == output and (before is None or _same_types(before, output)):
                 continue
-            group.output = output
-            delta[(group.member_id,)] = (
+            member_id = self.prefix + group.suffix if held is None else held[0]
+            if output is None:
+                del rows_by_group[group.key]
+            else:
+                rows_by_group[group.key] = (member_id, output)
+            delta[(member_id,)] = (
                 None if before is None else (before,),
                 None if output is None else (output,),
             )

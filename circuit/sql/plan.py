@@ -32,7 +32,7 @@ from .compile import (
     referenced_depths,
     resolve_column,
 )
-from .keys import hash_key
+from .keys import canonical_json, hash_key
 from .parse import deep_recursion, parse_select
 
 STAR = "star"
@@ -129,6 +129,9 @@ class AggregatePlan:
     grouped: bool
     distinct: bool
     sql: list[str]
+    core: str = ""
+    """The rows, groups and aggregates computed, without HAVING, ORDER BY, LIMIT and
+    the select list: aggregate views with the same core share its state."""
 
     @property
     def windowed(self) -> bool:
@@ -232,6 +235,10 @@ class ViewPlan:
     sql: str
     top: LevelPlan
     tables: list[str]
+    identity: str = ""
+    """The query as sqlglot prints it back plus its bound parameters: two views with the
+    same identity compute the same members (:meth:`circuit.circuit.Circuit.register_view`
+    lets the later one share the earlier one's state)."""
 
     @property
     def route(self) -> tuple[str, str, Any] | None:
@@ -278,7 +285,8 @@ def plan_view(
             "the query nests deeper than the planner supports", view=name, path=path
         ) from err
     tables = sorted(top.tables)
-    return ViewPlan(name, sql, top, tables)
+    identity = canonical_json([select.sql(), ctx.params])
+    return ViewPlan(name, sql, top, tables, identity)
 
 
 class _Planner:
@@ -969,6 +977,18 @@ class _AggregatePlanner:
             described.insert(0, f"having [{having_node.this.sql()}]")
         if limit is not None or offset:
             described.insert(0, f"top-k limit={limit} offset={offset}")
+        stripped = select.copy()
+        for arg in ("having", "order", "limit", "offset"):
+            stripped.set(arg, None)
+        stripped.set("expressions", [exp.Star()])
+        core = canonical_json(
+            [
+                stripped.sql(),
+                [node.sql() for node in group_nodes],
+                [spec.sql for spec in out.aggregates],
+                ctx.params,
+            ]
+        )
         return AggregatePlan(
             group_fns,
             out.aggregates,
@@ -980,6 +1000,7 @@ class _AggregatePlanner:
             grouped=bool(group_nodes),
             distinct=distinct,
             sql=described,
+            core=core,
         )
 
 
