@@ -160,24 +160,32 @@ class Circuit:
         run in registration order and the owner of shared state runs first;
         ``skip`` are views that cannot share (being rebuilt themselves).
         """
-        primary = owner = None
+        primary = owner = window_owner = None
         excluded = set(skip)
         aggregate = plan.top.aggregate
+        family = plan.window_family
         for live in self._views.values():
             if live.order >= order or live in excluded:
                 continue
             if live.shareable and live.format == format and live.plan.identity == plan.identity:
                 primary = live
                 break
+            if window_owner is None and family is not None and live.window_family == family:
+                window_owner = live
             if owner is None and aggregate is not None and live.core == aggregate.core:
                 owner = live
+        if primary is not None:
+            owner = window_owner = None
+        elif window_owner is not None:
+            owner = window_owner.level_owner or window_owner
         view = View(
             plan,
             format,
             params,
             self._tables,
             primary=primary,
-            level_owner=None if primary is not None else owner,
+            level_owner=owner,
+            window_owner=window_owner,
         )
         metrics = self._view_metrics.get(plan.name)
         if metrics is not None:
@@ -198,7 +206,14 @@ class Circuit:
         view = self._views.pop(name, None)
         if view is None:
             raise CircuitError(f"no view named {name!r}")
-        orphans = [v for v in self._views.values() if view in (v.primary, v.level_owner)]
+        view.release()
+        # views sharing its state, and views sharing theirs: rebuilt in registration order
+        gone = {view}
+        orphans: list[View] = []
+        for other in self._views.values():
+            if any(owner in gone for owner in other.owners):
+                gone.add(other)
+                orphans.append(other)
         for index, other in enumerate(orphans):
             rebuilt = self._build(
                 other.plan, other.format, other.params, other.order, skip=orphans[index:]

@@ -111,6 +111,8 @@ class Level:
         if self.tables.isdisjoint(changes):
             self.clear()
             return
+        if self.window.extra:
+            self.window.extra_visible = {}
         self._propagate(changes, clock)
         for _, child, _ in self.children:
             child.process(changes, clock)
@@ -174,6 +176,7 @@ class Level:
         """No change reached this level or any below it in this call."""
         self.visible = []
         self.core_changes = []
+        self.window.extra_visible = {}
         for _, level in self.atoms:
             level.clear()
         for _, child, _ in self.children:
@@ -243,10 +246,10 @@ class Level:
             yield from child.walk()
 
     # output -------------------------------------------------------------------
-    def materialize(self, ck: Any, top: bool) -> list[dict[str, Any]]:
-        """The projected rows of one group, in their output order."""
+    def materialize(self, ck: Any, top: bool, window: int | None = None) -> list[dict[str, Any]]:
+        """The projected rows of one group (through one of its windows), in output order."""
         plan = self.plan
-        visible = self.window.visible_rows(ck)
+        visible = self.window.visible_rows(ck, window)
         if not plan.windowed:
             if plan.order:
                 sort_key = make_sort_key(plan)
@@ -289,6 +292,17 @@ class Level:
         raise AssertionError("nested item without a level")
 
 
+def plan_limit(plan: ViewPlan) -> int | None:
+    """The LIMIT of a view's top-k: its aggregate's, or its top level's."""
+    aggregate = plan.top.aggregate
+    return aggregate.limit if aggregate is not None else plan.top.limit
+
+
+def plan_offset(plan: ViewPlan) -> int:
+    aggregate = plan.top.aggregate
+    return aggregate.offset if aggregate is not None else plan.top.offset
+
+
 def _count(op: OperatorMetrics, ns: int, rows_in: Any, rows_out: Any) -> None:
     op.self_ns += ns
     op.rows_in += len(rows_in)
@@ -307,18 +321,26 @@ class View:
         *,
         primary: View | None = None,
         level_owner: View | None = None,
+        window_owner: View | None = None,
     ):
         self.name = plan.name
         self.plan = plan
         self.format = format
         self.params = params
         self.operator_metrics: dict[str, OperatorMetrics] = {}
-        # a view defined exactly like an earlier one (same query, parameters and format)
-        # shares its state: only the primary runs, and this view re-labels its updates
-        # an aggregate view whose rows, groups and aggregates (its core) are an earlier
-        # view's shares that view's levels: only its HAVING, ORDER BY and LIMIT are its own
-        self.level_owner = level_owner
+        # Sharing with views registered earlier (which therefore run first in a round):
+        # - primary: the same query, parameters and format; only the primary runs, this
+        #   view re-labels its update;
+        # - level_owner: the levels (and an aggregate's groups) are that view's, and this
+        #   view keeps its own members; an aggregate view with the same rows, groups and
+        #   aggregates (HAVING, ORDER BY, LIMIT aside), or a top-k view differing only
+        #   in LIMIT/OFFSET;
+        # - window_owner: a top-k view differing only in LIMIT/OFFSET; this view reads
+        #   its own window (``window``) of the owner's ordered rows.
         self.primary = primary
+        self.level_owner = level_owner
+        self.window_owner = window_owner
+        self.window: int | None = None
         self.last_update: ViewUpdate | None = None
         self.last_events = (0, 0, 0)
         self.top: Level
@@ -340,12 +362,19 @@ class View:
             # a flat update lists every member in order: keep them sorted as they change
             self.ordered_members = SortedList() if format == FLAT else None
         aggregate = plan.top.aggregate
-        self.aggregate_output = (
-            AggregateOutput(aggregate, plan.name) if aggregate is not None else None
-        )
+        self.aggregate_output: AggregateOutput | None = None
+        if primary is not None:
+            self.aggregate_output = primary.aggregate_output
+        elif window_owner is not None and aggregate is not None:
+            self.aggregate_output = window_owner.aggregate_output
+        elif aggregate is not None:
+            self.aggregate_output = AggregateOutput(aggregate)
+        if window_owner is not None:
+            self.window = self.ordered_rows().add_window(plan_limit(plan), plan_offset(plan))
+        self.member_prefix = f"{plan.name}:"
         self.output: Visible = []
         self.op_output = OperatorMetrics(plan.name, f"{plan.name};aggregate;output")
-        if aggregate is not None and primary is None:
+        if aggregate is not None and primary is None and window_owner is None:
             self.operator_metrics[self.op_output.path] = self.op_output
         self.tables = set(plan.tables)
         self.metrics = ViewMetrics()
@@ -366,6 +395,10 @@ class View:
         return self.primary if self.primary is not None else self
 
     @property
+    def owners(self) -> tuple[View | None, View | None, View | None]:
+        return self.primary, self.level_owner, self.window_owner
+
+    @property
     def shareable(self) -> bool:
         """Whether a later identical view may share this one's state: aggregate rows are
         named after their view, so only views whose members are records qualify."""
@@ -379,32 +412,74 @@ class View:
             return None
         return aggregate.core
 
+    @property
+    def window_family(self) -> str | None:
+        """What a later top-k view must compute alike to read a window of this one's rows."""
+        if self.primary is not None or self.window_owner is not None:
+            return None
+        if not self.synthetic and self.level_owner is not None:
+            return None
+        return self.plan.window_family
+
+    def ordered_rows(self) -> GroupWindow:
+        """The ordered rows a top-k view windows: its aggregate's, or its top level's."""
+        if self.aggregate_output is not None:
+            return self.aggregate_output.window
+        return self.top.window
+
+    def release(self) -> None:
+        """Unregistering: stop the owner from keeping this view's window."""
+        if self.window is not None:
+            self.ordered_rows().drop_window(self.window)
+
     def process(self, changes: TableChanges, clock: Clock) -> None:
         """Propagate a round through the levels (unless shared: their owner, registered
         earlier, ran them this round) and, for an aggregate view, its own output stage."""
         if self.level_owner is None:
             self.top.process(changes, clock)
         stage = self.aggregate_output
-        if stage is not None:
-            changes_of_groups = self.top.core_changes
-            if changes_of_groups:
-                t0 = clock()
-                self.output = stage.process(changes_of_groups)
-                _count(self.op_output, clock() - t0, changes_of_groups, self.output)
-            else:
-                self.output = []
+        if stage is None:
+            return
+        if self.window_owner is not None:
+            shared = stage.window.extra_visible.get(self.window or 0, [])  # the owner ran
+            self.output = self._named(shared) if shared else []
+            return
+        changes_of_groups = self.top.core_changes
+        if changes_of_groups:
+            t0 = clock()
+            self.output = self._named(stage.process(changes_of_groups))
+            _count(self.op_output, clock() - t0, changes_of_groups, self.output)
+        else:
+            stage.window.extra_visible = {}
+            self.output = []
+
+    def _named(self, visible: Visible) -> Visible:
+        """Output rows keyed by this view's member ids (``view:`` + the group values)."""
+        prefix = self.member_prefix
+        return [(ck, (prefix + key[0],), old, new) for ck, key, old, new in visible]
 
     def initial(self, clock: Clock) -> None:
-        """Build the view's state from the tables (or from the shared levels' groups)."""
+        """Build the view's state from the tables (or from what it shares)."""
         stage = self.aggregate_output
-        if self.level_owner is None:
-            self.top.initial(clock)
+        if self.window_owner is not None:
+            rows: Visible = [
+                ((), key, None, row)
+                for key, row in self.ordered_rows().visible_rows((), self.window)
+            ]
             if stage is not None:
-                self.output = stage.process(self.top.core_changes)
-        elif stage is not None:
-            assert self.top.aggregate is not None
-            self.output = stage.process(self.top.aggregate.current())
-        self.account()
+                self.output = self._named(rows)
+                self.account()
+            else:
+                self.account(rows)
+        else:
+            if self.level_owner is None:
+                self.top.initial(clock)
+                if stage is not None:
+                    self.output = self._named(stage.process(self.top.core_changes))
+            elif stage is not None:
+                assert self.top.aggregate is not None
+                self.output = self._named(stage.process(self.top.aggregate.current()))
+            self.account()
         self.member_before.clear()
         if self.synthetic:
             self.synthetic_events()
@@ -497,8 +572,11 @@ class View:
             if ck is not None:
                 child_ref(child, ck, sign)
 
-    def account(self) -> None:
-        """Turn this call's visible changes into member reference changes, top-down."""
+    def account(self, visible: Visible | None = None) -> None:
+        """Turn this call's visible changes into member reference changes, top-down.
+
+        ``visible`` overrides the top level's (a view reading another's window).
+        """
         top = self.top
         if self.synthetic:
             refs, before, after = self.member_refs, self.rows_before, self.rows_after
@@ -518,7 +596,11 @@ class View:
                     if self.ordered_members is not None:
                         self.ordered_members.remove(member)
             return
-        for _ck, key, old, new in top.visible:
+        if visible is None:
+            visible = top.visible
+            if self.window is not None:
+                visible = top.window.extra_visible.get(self.window, [])
+        for _ck, key, old, new in visible:
             self._account_change(top, key, old, new)
             self.row_count += (new is not None) - (old is not None)
         for _, child, _ in top.children:
@@ -597,13 +679,13 @@ class View:
     # output ---------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
         if self.aggregate_output is not None:
-            return self.aggregate_output.rows()
-        return self.top.materialize((), top=True)
+            return self.aggregate_output.rows(self.window)
+        return self.top.materialize((), top=True, window=self.window)
 
     def state_rows(self) -> int:
-        """Rows of state this view keeps (shared levels counted by their owner)."""
+        """Rows of state this view keeps (shared state counted by its owner)."""
         total = 0 if self.level_owner is not None else self.top.state_rows()
-        if self.aggregate_output is not None:
+        if self.aggregate_output is not None and self.window_owner is None:
             total += self.aggregate_output.state_rows()
         return total
 

@@ -6,7 +6,8 @@ shares that view's state: only the first (the primary) runs, the others take
 its update under their own name. An aggregate view computing the same groups
 and aggregates over the same rows as a live one (HAVING, ORDER BY, LIMIT and
 select list aside) shares that view's levels and groups and keeps only its
-own output stage. These tests check, on random logs, that each
+own output stage. A top-k view differing from a live one only in LIMIT/OFFSET
+reads its own window of that view's ordered rows. These tests check, on random logs, that each
 sharing view's updates and rows equal those of the same view running alone in
 a circuit of its own, before and after its primary is unregistered (the
 first sharer is then rebuilt from the tables and becomes the primary).
@@ -31,6 +32,25 @@ SAME_CORE = {
     "some": "SELECT author, COUNT(*) AS c FROM thread GROUP BY author HAVING COUNT(*) >= 1"
     " ORDER BY author LIMIT 3 OFFSET 1",
     "counts": "SELECT COUNT(*) AS n, author FROM thread GROUP BY author",
+}
+# views differing from an earlier one (named first) only in LIMIT/OFFSET: each reads its own
+# window of that view's ordered rows
+WINDOWS = {
+    "top1": ("top2", "SELECT id, score FROM thread ORDER BY score DESC LIMIT 1"),
+    "top_skip": ("top2", "SELECT id, score FROM thread ORDER BY score DESC LIMIT 3 OFFSET 1"),
+    "top_join1": (
+        "top_join",
+        "SELECT t.id AS tid, u.name AS uname FROM thread t JOIN user u ON t.author = u.id"
+        " ORDER BY t.score DESC LIMIT 1",
+    ),
+    "busiest1": (
+        "busiest",
+        "SELECT author, COUNT(*) AS n FROM thread GROUP BY author ORDER BY n DESC LIMIT 1",
+    ),
+    "busiest_skip": (
+        "busiest",
+        "SELECT author, COUNT(*) AS n FROM thread GROUP BY author ORDER BY n DESC LIMIT 2 OFFSET 1",
+    ),
 }
 
 
@@ -75,6 +95,12 @@ def test_sharing_views_equal_views_running_alone(
         alone[name] = Circuit()
         alone[name].register_view(name, sql)
         assert shared._views[name].level_owner is shared._views["busy"]
+    for index, (name, (owner, sql)) in enumerate(WINDOWS.items()):
+        fmt = ("streaming", "flat")[index % 2]
+        shared.register_view(name, sql, format=fmt)
+        alone[name] = Circuit()
+        alone[name].register_view(name, sql, format=fmt)
+        assert shared._views[name].window_owner is shared._views[owner]
     start = 0
     for call, size in enumerate(chunks(sizes, len(mutations))):
         if call == cut:
@@ -83,10 +109,15 @@ def test_sharing_views_equal_views_running_alone(
                 again = shared._views[f"again_{view.name}"]
                 assert again.primary is None and again.level_owner is None
             assert shared._views["busiest"].level_owner is shared._views["again_busy"]
+            assert shared._views["busiest1"].window_owner is shared._views["busiest"]
+            assert shared._views["top1"].window_owner is shared._views["again_top2"]
+            shared.unregister_view("busiest_skip")
         batch = mutations[start : start + size]
         start += size
         got = _by_view(shared.ingest_batch(batch).updates)
         for name, circuit in alone.items():
+            if name not in shared.view_names():
+                continue
             want = _by_view(circuit.ingest_batch(batch).updates).get(name)
             assert _content(got.get(name)) == _content(want), (name, call)
             assert shared.rows(name) == circuit.rows(name), name

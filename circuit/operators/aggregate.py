@@ -250,20 +250,19 @@ class AggregateCore:
 
 
 class AggregateOutput:
-    """One view's part of an aggregate: HAVING, member ids, ORDER BY and the window.
+    """An aggregate view's output stage: HAVING, then ORDER BY and the window.
 
-    Output rows are keyed by member ids named after the view
-    (``view:[group values]``); the change of its rows is ordered and windowed
-    like any level's.
+    Rows are keyed by the group's values as canonical JSON; the view names its
+    members ``view:[group values]``. Views that differ only in LIMIT/OFFSET
+    share one stage, each reading its own window of it
+    (:meth:`~circuit.operators.window.GroupWindow.add_window`).
     """
 
-    def __init__(self, plan: AggregatePlan, view: str):
+    def __init__(self, plan: AggregatePlan):
         self.plan = plan
-        self.view = view
         self.having = plan.having
-        self.prefix = f"{view}:"
-        # group key -> (member id, current output tuple after HAVING)
-        self.rows_by_group: dict[Any, tuple[str, tuple[Any, ...]]] = {}
+        # group key -> its current output tuple (after HAVING)
+        self.rows_by_group: dict[Any, tuple[Any, ...]] = {}
         # ties (and LIMIT without ORDER BY) go by the row key: the group values, compared
         # with SQL's ordering (numbers before text), not as the member id's JSON text
         by_key = [
@@ -276,33 +275,34 @@ class AggregateOutput:
         return len(self.rows_by_group) + self.window.state_rows()
 
     def process(self, changes: list[GroupChange]) -> Visible:
-        """The change of this view's output rows for the core's touched groups."""
+        """The change of the output rows for the core's touched groups."""
         having, rows_by_group = self.having, self.rows_by_group
         delta: Delta = {}
         for group, _raw_before, raw in changes:
             output = raw if raw is None or having is None or having(raw) else None
-            held = rows_by_group.get(group.key)
-            before = None if held is None else held[1]
+            before = rows_by_group.get(group.key)
             if before == output and (before is None or _same_types(before, output)):
                 continue
-            member_id = self.prefix + group.suffix if held is None else held[0]
             if output is None:
                 del rows_by_group[group.key]
             else:
-                rows_by_group[group.key] = (member_id, output)
-            delta[(member_id,)] = (
+                rows_by_group[group.key] = output
+            delta[(group.suffix,)] = (
                 None if before is None else (before,),
                 None if output is None else (output,),
             )
-        return self.window.process(delta) if delta else []
+        if delta:
+            return self.window.process(delta)
+        self.window.extra_visible = {}
+        return []
 
     def project(self, output: tuple[Any, ...]) -> tuple[Any, ...]:
         """The values a client sees of an output tuple (its select items), in order."""
         return tuple(fn(output) for _, fn in self.plan.items)
 
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self, window: int | None = None) -> list[dict[str, Any]]:
         """Output rows: ORDER BY order (window), else sorted by canonical JSON."""
-        visible = self.window.visible_rows(())
+        visible = self.window.visible_rows((), window)
         items = self.plan.items
         if self.plan.order and not self.plan.windowed:
             sort = self.window.sort_key

@@ -57,11 +57,35 @@ class GroupWindow:
         self.groups: dict[Any, dict[RowKey, Row]] = {}
         self.ordered: dict[Any, SortedList] = {}
         self.sort_keys: dict[RowKey, Any] = {}
+        # other windows over the same ordered rows (views differing only in LIMIT/OFFSET):
+        # id -> (start, stop), and each one's visible changes of the last round
+        self.extra: dict[int, tuple[int, int | None]] = {}
+        self.extra_visible: dict[int, Visible] = {}
+        self._next_extra = 0
+
+    def add_window(self, limit: int | None, offset: int) -> int:
+        """Keep one more window over these ordered rows; its id for :attr:`extra_visible`.
+
+        Its rows enter and leave by the same rank arithmetic as this window's,
+        so another view that differs only in LIMIT/OFFSET pays O(d log n) per
+        round for its edges instead of a sorted copy of every row.
+        """
+        assert self.windowed
+        self._next_extra += 1
+        self.extra[self._next_extra] = (offset, None if limit is None else offset + limit)
+        return self._next_extra
+
+    def drop_window(self, window: int) -> None:
+        self.extra.pop(window, None)
+        self.extra_visible.pop(window, None)
+
+    def bounds(self, window: int | None) -> tuple[int, int | None]:
+        return (self.start, self.stop) if window is None else self.extra[window]
 
     def state_rows(self) -> int:
         return len(self.sort_keys) if self.windowed else sum(len(g) for g in self.groups.values())
 
-    def visible_rows(self, ck: Any) -> list[tuple[RowKey, Row]]:
+    def visible_rows(self, ck: Any, window: int | None = None) -> list[tuple[RowKey, Row]]:
         """The visible rows of one group, in window order when windowed."""
         rows = self.groups.get(ck)
         if not rows:
@@ -69,10 +93,15 @@ class GroupWindow:
         if not self.windowed:
             return list(rows.items())
         ordered = self.ordered[ck]
-        return [(key, rows[key]) for _, key in ordered.islice(self.start, self.stop)]
+        start, stop = self.bounds(window)
+        return [(key, rows[key]) for _, key in ordered.islice(start, stop)]
 
     def _near_boundaries(
-        self, ck: Any, changes: list[tuple[RowKey, Row | None, Row | None]]
+        self,
+        ck: Any,
+        changes: list[tuple[RowKey, Row | None, Row | None]],
+        start: int,
+        stop: int | None,
     ) -> dict[RowKey, Row | None]:
         """Visibility of every row whose visibility a change of the group can flip.
 
@@ -86,7 +115,8 @@ class GroupWindow:
         if not sl or not rows:
             return {}
         size = len(sl)
-        start, stop = self.start, self.stop if self.stop is not None else size
+        if stop is None:
+            stop = size
         reach = 2 * len(changes)
         out: dict[RowKey, Row | None] = {}
         for edge in (start, stop) if start else (stop,):
@@ -186,7 +216,13 @@ class GroupWindow:
                 by_group.setdefault(old_ck, []).append((key, old, None))
             if new_ck is not None:
                 by_group.setdefault(new_ck, []).append((key, None, new))
-        before = {ck: self._near_boundaries(ck, changes) for ck, changes in by_group.items()}
+        windows: list[tuple[int, int, int | None]] = [(0, self.start, self.stop)]
+        windows += [(window, start, stop) for window, (start, stop) in self.extra.items()]
+        near = self._near_boundaries
+        befores = [
+            {ck: near(ck, changes, start, stop) for ck, changes in by_group.items()}
+            for _, start, stop in windows
+        ]
         for ck, changes in by_group.items():
             for key, old, _new in changes:
                 if old is not None:
@@ -203,23 +239,30 @@ class GroupWindow:
                     sort_keys[key] = sk
                     ordered[ck].add(sk)
                     rows[key] = new
-        out: Visible = []
-        for ck, changes in by_group.items():
-            old_visible = before[ck]
-            new_visible = self._near_boundaries(ck, changes)
+        outs: list[Visible] = []
+        for (_, start, stop), before in zip(windows, befores, strict=True):
+            out: Visible = []
+            for ck, changes in by_group.items():
+                old_visible = before[ck]
+                new_visible = near(ck, changes, start, stop)
+                changed = {key for key, _old, _new in changes}
+                for key in old_visible.keys() | new_visible.keys():
+                    # a key seen on one side only did not cross an edge: same on both
+                    # sides (unless it changed, and so was absent there)
+                    if key in old_visible:
+                        was = old_visible[key]
+                        now = new_visible.get(key, None if key in changed else was)
+                    else:
+                        now = new_visible[key]
+                        was = None if key in changed else now
+                    if was is not now:
+                        out.append((ck, key, was, now))
+            outs.append(out)
+        for ck in by_group:
             if ck in groups and not groups[ck]:
                 del groups[ck]
                 del ordered[ck]
-            changed = {key for key, _old, _new in changes}
-            for key in old_visible.keys() | new_visible.keys():
-                # a key seen on one side only did not cross an edge: same on both sides
-                # (unless it changed, and so was absent there)
-                if key in old_visible:
-                    was = old_visible[key]
-                    now = new_visible.get(key, None if key in changed else was)
-                else:
-                    now = new_visible[key]
-                    was = None if key in changed else now
-                if was is not now:
-                    out.append((ck, key, was, now))
-        return out
+        self.extra_visible = {
+            window: out for (window, _, _), out in zip(windows[1:], outs[1:], strict=True)
+        }
+        return outs[0]

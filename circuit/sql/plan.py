@@ -239,6 +239,10 @@ class ViewPlan:
     """The query as sqlglot prints it back plus its bound parameters: two views with the
     same identity compute the same members (:meth:`circuit.circuit.Circuit.register_view`
     lets the later one share the earlier one's state)."""
+    window_family: str | None = None
+    """For a top-k view (a LIMIT or OFFSET on its top level or its aggregate, and no
+    select-list subquery): the identity without LIMIT and OFFSET. Views of one family
+    keep one ordered state and differ only in where their windows cut it."""
 
     @property
     def route(self) -> tuple[str, str, Any] | None:
@@ -286,7 +290,13 @@ def plan_view(
         ) from err
     tables = sorted(top.tables)
     identity = canonical_json([select.sql(), ctx.params])
-    return ViewPlan(name, sql, top, tables, identity)
+    family = None
+    if top.aggregate.windowed if top.aggregate is not None else top.windowed and not top.nested():
+        unbounded = select.copy()
+        unbounded.set("limit", None)
+        unbounded.set("offset", None)
+        family = canonical_json([unbounded.sql(), ctx.params])
+    return ViewPlan(name, sql, top, tables, identity, family)
 
 
 class _Planner:
