@@ -1,47 +1,57 @@
-"""The process executor: views spread over worker processes, gated per ingest call.
+"""The process executor: views spread over the main process and worker processes.
 
 CPython threads do not run Python code in parallel, so views run in worker
-processes (:mod:`circuit.workers`). The main :class:`~circuit.circuit.Circuit`
-stays the *primary*: it applies every entry (anomalies, coalescing and
-versions are decided in one place), then hands the call's net changes to the
-executor attached to it, which decides where the views run:
+processes (:mod:`circuit.workers`) *and in the main process*. The main
+:class:`~circuit.circuit.Circuit` stays the *primary*: it applies every entry
+(anomalies, coalescing and versions are decided in one place), then hands the
+call's net changes to the executor attached to it, which decides where the
+views run. Views are placed on *slots*: slot 0 is the main process, slots 1...
+the workers (``--workers N`` is N slots, so N - 1 worker processes: the main
+process would otherwise idle while the workers run a call).
 
+- *The home replica.* The main process's views live in a circuit that shares
+  the primary's tables: it runs a call's rounds as they are applied, exactly
+  as sequential execution would, with nothing copied, encoded or replayed.
+  Until the workers are built it holds every view.
 - *Gating.* A call that impacts fewer views than ``threshold`` or changes
   fewer than ``min_changes`` records is not worth a round trip: it runs in the
-  main process, on a *local replica* holding every view. Other calls go to the
-  workers whose tables changed, as one orjson message each, and their updates
-  come back and are merged in view registration order, so the stream equals
-  sequential execution byte for byte.
-- *Lazy workers.* The workers hold nothing until the first call worth going
-  parallel: a workload of small calls never pays for them. They are then
-  *built*: every view is placed, and each worker is sent the tables its views
-  read (as of before that call) and registers its views, aggregate views with
-  the local replica's row versions.
+  main process only. Other calls go, as one orjson message each, to the
+  workers whose tables changed; the home replica runs its share meanwhile;
+  then the workers' updates are merged with its own in view registration
+  order, so the stream equals sequential execution byte for byte.
+- *Lazy workers.* The workers hold nothing until parallel-worthy calls have
+  run in the main process for as long as the workers' last build took (at
+  once the first time). They are then *built*, after the call: the views are
+  placed, and those placed on a worker leave the home replica and are
+  registered there, with the tables they read (and aggregate views with their
+  row versions).
 - *Placement by measured cost.* Every replica times its views (``time_ns``);
   workers report their views' times with each answer. Views are placed by
-  these measured costs (longest first on the least loaded worker; by plan size
+  these measured costs (longest first on the least loaded slot; by plan size
   when nothing is measured yet), and after each parallel call
   :func:`rebalance` moves or swaps views between the most and least loaded
-  workers when that lowers the heaviest load by :data:`REBALANCE_GAIN` or
-  more. A view moves by ``retire`` on its worker (which returns its aggregate
-  row versions and operator counts) and ``register`` on the other, with the
-  tables that one lacks. A worker holds only the tables its views read.
-- *Backlogs.* Each side runs only some calls with updates; it must still see
-  the others, in order, since aggregate row versions advance per call. A
-  worker's missed calls queue in its *outbox* and go with its next message
-  (or when :data:`OUTBOX_LIMIT` calls are queued); the worker replays them
-  without counting. Past ``worker_backlog_limit`` calls in a row run locally,
-  the workers are dropped (reset, their counts kept) instead of replaying the
-  main process's work, and built again when the parallel-worthy calls run
-  locally since then have cost as much as their last build. The local replica
-  likewise keeps a backlog of the calls the workers ran and replays it before
-  its next call; past ``backlog_limit`` calls it is dropped, and rebuilt from
-  the tables when the calls it could have run locally have cost as much as its
-  last build. Both follow the ski-rental rule: the waste stays within twice
-  the best choice.
-- *Counting.* Each call is counted once, by the side that ran it with
-  updates; :meth:`ProcessExecutor.metrics` sums the sides, so the report equals
-  sequential execution except for timings.
+  slots when that lowers the heaviest load by :data:`REBALANCE_GAIN` or more.
+  A view moves by ``retire`` on its worker (which returns its aggregate row
+  versions and operator counts) or unregistering at home, then ``register``
+  on the other slot, with the tables a worker lacks.
+- *Gated calls once the workers are built.* The home views run as always; the
+  workers' views run on a *local replica* of them (with its own copy of the
+  tables), which keeps a backlog of the calls the workers ran and replays it
+  before its next call. It is built only when the gated calls sent to the
+  workers instead have cost as much as its last build, and dropped past
+  ``backlog_limit`` calls behind. The workers likewise queue the calls the
+  main process ran in their *outbox*; it goes with their next message (or
+  once :data:`OUTBOX_LIMIT` calls are queued) and they replay it without
+  counting. Past ``worker_backlog_limit`` gated calls in a row the workers are
+  dropped (reset, their counts kept) and their views come home. Both follow
+  the ski-rental rule: the waste stays within twice the best choice.
+- *Several rounds* (``--no-coalesce``): the primary applies each entry only
+  when the previous round has run, so the home replica runs the whole call
+  first, recording the rounds, and the workers get them afterwards: such calls
+  are correct but not overlapped.
+- *Counting.* Each view's work on a call is counted once, by the replica that
+  ran it with updates; :meth:`ProcessExecutor.metrics` sums the replicas, so
+  the report equals sequential execution except for timings.
 
 The executor talks to workers only through :class:`~circuit.workers.Transport`,
 so a distributed transport could replace the pipes without touching this logic.
@@ -54,7 +64,7 @@ import contextlib
 import multiprocessing
 import os
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -98,6 +108,9 @@ WORKER_BACKLOG_LIMIT = 256
 
 REBALANCE_GAIN = 0.08
 """Views move between workers only when that lowers the heaviest load by this fraction."""
+
+HOME = 0
+"""The main process's slot in placement: its views run on the home replica."""
 
 RECV_TIMEOUT_S = 5.0
 """How long a best-effort read (metrics after a failure or Ctrl-C) waits for a worker."""
@@ -145,7 +158,10 @@ class Executor(Protocol):
 
 @dataclass(slots=True)
 class Worker:
-    """The main process's handle on one worker: its channel, tables, load and outbox."""
+    """The main process's handle on one worker: its channel, tables and outbox.
+
+    ``index`` is the worker's slot in placement (1, 2, ...; slot 0 is the main process).
+    """
 
     index: int
     transport: Transport
@@ -161,17 +177,21 @@ class Worker:
 
 
 class WorkerPool:
-    """``count`` worker processes, started with ``spawn`` (safe with threads) by default.
+    """Views run on ``count`` processes: the main one and ``count - 1`` workers.
 
-    A pool can serve several executors one after the other (each attach
-    resets the workers), which is how the tests avoid paying process start-up
-    for every case.
+    The workers are started with ``spawn`` (safe with threads) by default. The
+    main process is one of the ``count`` because it would otherwise idle while
+    the workers run a call: on a 2-core machine ``--workers 2`` is the main
+    process plus one worker. A pool can serve several executors one after the
+    other (each attach resets the workers), which is how the tests avoid
+    paying process start-up for every case.
     """
 
     def __init__(self, count: int, *, context: str = "spawn") -> None:
         ctx: Any = multiprocessing.get_context(context)
+        self.size = max(count, 1)
         self.workers: list[Worker] = []
-        for index in range(count):
+        for index in range(1, self.size):
             parent, child = ctx.Pipe()
             process = ctx.Process(
                 target=worker_main, args=(child,), name=f"ssp-worker-{index}", daemon=True
@@ -197,7 +217,7 @@ class WorkerPool:
 
 
 def default_workers() -> int:
-    """One worker per CPU the process may use, at least two."""
+    """One process per CPU the process may use (the main one included), at least two."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -214,11 +234,12 @@ class _View:
     order: int
     tables: frozenset[str]
     cost: int
-    worker: int | None
+    slot: int = HOME  # where it runs: HOME (the main process) or a worker's index
 
 
 class ProcessExecutor:
-    """Runs a circuit's views on a :class:`WorkerPool` (see the module docstring).
+    """Runs a circuit's views on the main process and a :class:`WorkerPool` (see the
+    module docstring).
 
     ``threshold`` is ``--parallel-threshold`` (0: every call goes to the
     workers, even a tiny one); the limits and ``rebalance_gain`` are those of
@@ -239,6 +260,7 @@ class ProcessExecutor:
     ) -> None:
         self.pool = pool
         self.workers = pool.workers
+        self.slots = len(pool.workers) + 1
         self.threshold = threshold
         self.min_changes = min_changes
         self.backlog_limit = backlog_limit
@@ -251,23 +273,24 @@ class ProcessExecutor:
         self.worker_builds = 0
         self.worker_drops = 0
         self.moves = 0
-        self._built = False  # the workers hold the views (see "Lazy workers")
-        self._shared = False  # the local replica shares the primary's tables
-        self._fast_below = 0  # calls changing fewer records take the fast path (_set_shared)
-        self._worker_backlog = 0  # calls run locally since the workers last ran one
-        self._workers_build_ns = 0
-        self._eligible_ns = 0  # parallel-worthy calls run locally since the workers' drop
+        self._built = False  # views run on the workers too (see "Lazy workers")
+        self._fast_below = 0  # calls changing fewer records take the fast path
+        self._worker_backlog = 0  # calls run in the main process since the workers last ran one
+        # ski rental for the workers; with no worker process nothing is ever worth building
+        self._workers_build_ns = 0 if self.workers else 1 << 62
+        self._eligible_ns = 0  # parallel-worthy calls run on the main process since the drop
         self._worker_costs: dict[tuple[int, str], int] = {}
-        self._imbalance_ns = 0  # what uneven workers wasted since views last moved
-        self._moves_ns = 0  # what building the views moved last cost the workers
+        self._imbalance_ns = 0  # what uneven slots wasted since views last moved
+        self._moves_ns = 0  # what building the views moved last cost
         self._circuit: Circuit | None = None
+        self._home: Circuit | None = None
+        self._home_ordered = True  # the home replica holds its views in registration order
         self._views: dict[str, _View] = {}
         self._dependents: dict[str, list[str]] = {}
         self._names: dict[str, None] = {}  # every name ever registered, first registration order
         self._order = 0
         self._local: Circuit | None = None
         self._backlog: list[tuple[int, int, list[Round]]] = []
-        self._dropped = False
         self._build_ns = 0
         self._missed_ns = 0
         self._retired_views: dict[str, dict[str, Any]] = {}
@@ -283,7 +306,14 @@ class ProcessExecutor:
     def attach(self, circuit: Circuit) -> None:
         if self._circuit is not None:
             raise CircuitError("this executor already serves a circuit")
+        from .circuit import Circuit
+
         self._circuit = circuit
+        home = Circuit(clock=circuit._clock, dialect=circuit.dialect)
+        home._tables = circuit._tables
+        home._records_before = circuit._records_before
+        self._home = home
+        self._set_fast_path()
         reset = orjson.dumps({"op": "reset", "dialect": circuit.dialect})
         for worker in self.workers:  # a pool may have served another executor before
             worker.tables, worker.outbox = set(), []
@@ -295,12 +325,19 @@ class ProcessExecutor:
             raise CircuitError("the executor is not attached to a circuit")
         return self._circuit
 
+    @property
+    def home(self) -> Circuit:
+        """The home replica: the main process's views, on the primary's own tables."""
+        if self._home is None:
+            raise CircuitError("the executor is not attached to a circuit")
+        return self._home
+
     def view_names(self) -> list[str]:
         return list(self._views)
 
-    def placement(self) -> dict[str, int | None]:
-        """view -> the worker it runs on (None before the workers are built)."""
-        return {name: view.worker for name, view in self._views.items()}
+    def placement(self) -> dict[str, int]:
+        """view -> the slot it runs on: 0 is the main process, 1... the workers."""
+        return {name: view.slot for name, view in self._views.items()}
 
     def register_view(
         self,
@@ -311,43 +348,44 @@ class ProcessExecutor:
         *,
         path: str | None = None,
     ) -> ViewUpdate | None:
-        """Plan (errors come from here, as sequentially), place, and register on both sides.
+        """Plan (errors come from here, as sequentially), place, and register.
 
-        The local replica, when it is current enough, builds the view and gives
-        the initial update while the worker builds its copy; otherwise the
-        worker's answer is the initial update.
+        Once the workers are built a new view goes to the least loaded slot. A
+        view on a worker gets its initial update from the local replica when
+        there is one (the worker builds its copy meanwhile), else from the worker.
         """
         self._check_open()
         circuit = self.circuit
         plan = plan_view(name, sql, params, path=path, dialect=circuit.dialect)
         if name in self._views:
             self.unregister_view(name)
-        local = self._ensure_local()
         self._order += 1
         kept = dict(params) if params else None
         view = _View(
-            name, sql, kept, format, self._order, frozenset(plan.tables), plan_cost(plan.top), None
+            name, sql, kept, format, self._order, frozenset(plan.tables), plan_cost(plan.top)
         )
         self._views[name] = view
         self._names.setdefault(name, None)
         self._rebuild_dependents()
         circuit.advance_seq(circuit.seq + 1)
         seq = circuit.seq
-        worker = None
-        if self._built:  # on the least loaded worker; rebalance() moves it once measured
+        if self._built:  # rebalance() moves it once measured
             loads = self._loads()
-            view.worker = min(range(len(self.workers)), key=lambda i: (loads[i], i))
-            worker = self.workers[view.worker]
+            view.slot = min(range(self.slots), key=lambda i: (loads[i], i))
+        if view.slot == HOME:
+            home = self.home
+            home.advance_seq(seq - 1)
+            return home.register_view(name, sql, kept, format)
+        worker = self._worker(view.slot)
+        local = self._local
         if local is not None:
             self._catch_up(local)
-            if worker is not None:
-                self._register_on(worker, view, seq)
+            self._register_on(worker, view, seq)
             start = circuit._clock()
             local.advance_seq(seq - 1)
             update = local.register_view(name, sql, kept, format)
             self._build_ns += circuit._clock() - start
             return update
-        assert worker is not None  # the local replica is dropped only while workers run
         self._register_on(worker, view, seq, emit=True)
         data = self._recv(worker)["update"]
         return None if data is None else _update(data)
@@ -358,9 +396,10 @@ class ProcessExecutor:
         if view is None:
             raise CircuitError(f"no view named {name!r}")
         self._rebuild_dependents()
-        if view.worker is not None:
-            worker = self.workers[view.worker]
-            self._send(worker, orjson.dumps({"op": "unregister", "name": name}))
+        if view.slot == HOME:
+            self.home.unregister_view(name)
+            return
+        self._send(self._worker(view.slot), orjson.dumps({"op": "unregister", "name": name}))
         if self._local is not None:
             self._local.unregister_view(name)
 
@@ -373,72 +412,59 @@ class ProcessExecutor:
     ) -> list[ViewUpdate]:
         """Run one applied call where it pays; its updates in registration order."""
         if stats.entries_after_coalesce < self._fast_below and rounds.__class__ is list:
-            # a tiny call while the shared local replica is the only one: as sequentially
-            local = self._local
-            assert local is not None
+            # a tiny call while every view is home: as sequentially
             self.calls["main"] += 1
-            local.advance_seq(self.circuit.seq)
-            return local.propagate(rounds, versions_before, stats)
+            return self._run_home(rounds, versions_before, stats)
         self._check_open()
         if entries:
             self._source, self._line = entries[-1].source, entries[-1].line
-        if not rounds:
-            stats.tables_touched = stats.views_impacted = stats.views_updated = 0
-            return []
         circuit = self.circuit
         seq, line, version = circuit.seq, self._line, circuit.version
         clock = circuit._clock
-        local = self._local
-        if self._shared and local is not None:
-            # the fast path of a workload of small calls: nothing is copied or sent
-            if isinstance(rounds, list):
-                gated = self._gated(rounds, stats.entries_after_coalesce)
-            else:  # --no-coalesce: decided before applying, on what the entries may change
+        several = not isinstance(rounds, list)  # --no-coalesce: applied as they are consumed
+        if not self._built:
+            if several:  # decided before applying, on what the entries may change
                 gated = self._gated([{m.table: () for m in entries if m.table}], len(entries))
+            else:
+                gated = self._gated(rounds, stats.entries_after_coalesce)  # type: ignore[arg-type]
+            self.calls["main"] += 1
             if gated:
-                self.calls["main"] += 1
-                local.advance_seq(seq)
-                return local.propagate(rounds, versions_before, stats)
+                return self._run_home(rounds, versions_before, stats)
+            start = clock()
+            updates = self._run_home(rounds, versions_before, stats)
             if self._eligible_ns < self._workers_build_ns:
-                start = clock()
-                self.calls["main"] += 1
-                local.advance_seq(seq)
-                updates = local.propagate(rounds, versions_before, stats)
                 self._eligible_ns += clock() - start
-                return updates
-        touched: set[str] = set()
+            else:  # worth it from the next call on
+                self._build_workers(seq)
+            return updates
+        if not several and not rounds:
+            stats.tables_touched = stats.views_impacted = stats.views_updated = 0
+            return []
         call: list[Round] = []
-        rounds = list(rounds)  # applies the entries of a --no-coalesce call
-        for by_table in rounds:
-            touched.update(by_table)
-            call.append(
-                [
-                    [table, rid, new, 0 if new is None else version(rid)]
-                    for table, changes in by_table.items()
-                    for rid, _old, new in changes
-                ]
-            )
-        gated = not self._shared and self._gated(rounds, stats.entries_after_coalesce)
-        if gated:
+        touched: set[str] = set()
+        home: list[ViewUpdate] | None = None
+        if several:  # the home replica runs first, recording each round as it is applied
+            recorded = _recorded(rounds, call, touched, version)
+            home = self._run_home(recorded, versions_before, stats)
+        else:
+            for by_table in rounds:
+                touched.update(by_table)
+                call.append(_encode_round(by_table, version))
+        if self._gated([dict.fromkeys(touched)], stats.entries_after_coalesce):
             if self._local is None and self._missed_ns >= self._build_ns:
-                self._rebuild_local(_before_call(rounds, versions_before))
+                self._rebuild_local(_before_call(circuit, versions_before))
             local = self._local
             if local is not None:
-                return self._run_local(local, seq, line, call, touched, stats)
-            start = clock()  # the local replica is dropped: the workers run the call
-            updates = self._run_workers(seq, line, call, touched, stats)
+                return self._run_local(
+                    local, seq, line, call, touched, stats, rounds, versions_before, home
+                )
+            start = clock()  # no local replica: the workers run the call
+            updates = self._run_parallel(
+                seq, line, call, touched, stats, rounds, versions_before, home
+            )
             self._missed_ns += clock() - start
             return updates
-        if not self._built:
-            local = self._local
-            assert local is not None  # the workers are dropped only while it runs
-            if self._eligible_ns < self._workers_build_ns and not self._shared:
-                start = clock()
-                updates = self._run_local(local, seq, line, call, touched, stats)
-                self._eligible_ns += clock() - start
-                return updates
-            self._build_workers(local, seq, _before_call(rounds, versions_before))
-        updates = self._run_workers(seq, line, call, touched, stats)
+        updates = self._run_parallel(seq, line, call, touched, stats, rounds, versions_before, home)
         self._rebalance(seq)
         return updates
 
@@ -465,15 +491,17 @@ class ProcessExecutor:
         return [(rid, version) for rid, version in self._read(name, "members")]
 
     def metrics(self, *, best_effort: bool = False) -> CircuitMetrics:
-        """Every replica's counts summed (SPEC section 4), state from the view's worker.
+        """Every replica's counts summed (SPEC section 4), state from the view's slot.
 
         ``best_effort`` (after a failure or Ctrl-C) skips workers that do not
         answer within :data:`RECV_TIMEOUT_S` instead of raising.
         """
         if self._final_metrics is not None:
             return self._final_metrics
+        home = metrics_message(self.home)
         sources: list[dict[str, Any]] = [
-            {"views": self._retired_views, "operators": [], "retired": True}
+            {"views": self._retired_views, "operators": [], "retired": True},
+            home,
         ]
         current: dict[str, Any] | None = None
         if self._local is not None:
@@ -493,6 +521,7 @@ class ProcessExecutor:
                 if not best_effort:
                     raise
         sources.extend(owners.values())
+        owners[HOME] = home
         return self._merge_metrics(sources, owners, current)
 
     def sync(self) -> None:
@@ -525,7 +554,7 @@ class ProcessExecutor:
         if self._closed:
             return
         self._closed = True
-        self._set_shared(False)
+        self._fast_below = 0
         if self.owns_pool:
             self.pool.close()
 
@@ -533,7 +562,7 @@ class ProcessExecutor:
         """The report's ``executor`` section: where calls ran and where views live."""
         return {
             "name": "processes",
-            "workers": len(self.workers),
+            "workers": self.slots,
             "parallel_threshold": self.threshold,
             "min_changes": self.min_changes,
             "calls_main": self.calls["main"],
@@ -547,6 +576,18 @@ class ProcessExecutor:
         }
 
     # running calls ------------------------------------------------------------------------
+    def _run_home(
+        self, rounds: Iterable[TableChanges], versions_before: dict[str, int], stats: BatchStats
+    ) -> list[ViewUpdate]:
+        """The home views' share of the call, on the primary's tables as they are applied."""
+        home = self.home
+        home.advance_seq(self.circuit.seq)
+        updates = home.propagate(rounds, versions_before, stats)
+        if not self._home_ordered and len(updates) > 1:
+            order = self._views
+            updates.sort(key=lambda u: order[u.view].order)
+        return updates
+
     def _run_local(
         self,
         local: Circuit,
@@ -555,18 +596,27 @@ class ProcessExecutor:
         call: list[Round],
         touched: set[str],
         stats: BatchStats,
+        rounds: Iterable[TableChanges],
+        versions_before: dict[str, int],
+        home: list[ViewUpdate] | None,
     ) -> list[ViewUpdate]:
+        """A gated call while the workers are built: the home views, then the others on the
+        local replica; the workers see the call later, with their next message."""
         self.calls["main"] += 1
+        if home is None:
+            home = self._run_home(rounds, versions_before, stats)
         self._catch_up(local)
-        table_rounds, versions_before = apply_rounds(local, call)
+        table_rounds, local_before = apply_rounds(local, call)
         local.advance_seq(seq)
-        updates = local.propagate(table_rounds, versions_before, stats)
-        if self._built:
-            self._worker_backlog += 1
-            if self._worker_backlog > self.worker_backlog_limit:
-                self._drop_workers()
-            else:
-                self._queue(seq, line, call, touched)
+        theirs = BatchStats()
+        updates = home + local.propagate(table_rounds, local_before, theirs)
+        _add_stats(stats, theirs.views_impacted, theirs.events)
+        _finish_stats(stats, touched, updates, self._views)
+        self._worker_backlog += 1
+        if self._worker_backlog > self.worker_backlog_limit:
+            self._drop_workers()
+        else:
+            self._queue(seq, line, call, touched)
         return updates
 
     def _catch_up(self, local: Circuit) -> None:
@@ -592,24 +642,38 @@ class ProcessExecutor:
             if len(worker.outbox) >= OUTBOX_LIMIT:
                 self._flush(worker)
 
-    def _run_workers(
-        self, seq: int, line: int, call: list[Round], touched: set[str], stats: BatchStats
+    def _run_parallel(
+        self,
+        seq: int,
+        line: int,
+        call: list[Round],
+        touched: set[str],
+        stats: BatchStats,
+        rounds: Iterable[TableChanges],
+        versions_before: dict[str, int],
+        home: list[ViewUpdate] | None,
     ) -> list[ViewUpdate]:
+        """Send the call to the workers, run the home views meanwhile, merge the answers."""
         self.calls["workers"] += 1
         self._worker_backlog = 0
-        data = orjson.dumps([seq, line, call])
         involved = [w for w in self.workers if not w.tables.isdisjoint(touched)]
-        for worker in involved:
-            worker.outbox.append(data)
-            self._flush(worker, emit=True)
+        if involved:
+            data = orjson.dumps([seq, line, call])
+            for worker in involved:
+                worker.outbox.append(data)
+                self._flush(worker, emit=True)
         if self._local is not None:
             self._backlog.append((seq, line, call))
             if len(self._backlog) > self.backlog_limit:
                 self._drop_local()
+        clock = self.circuit._clock
+        start = clock()
+        if home is None:
+            home = self._run_home(rounds, versions_before, stats)
+        busy = [clock() - start]
         found: list[dict[str, Any]] = []
         impacted = 0
-        events = stats.events
-        busy: list[int] = []
+        events: dict[str, int] = {}
         for worker in involved:
             reply = self._recv(worker)
             busy.append(reply["busy_ns"])
@@ -620,41 +684,15 @@ class ProcessExecutor:
                 events[kind] = events.get(kind, 0) + count
             for name, spent in reply["costs"].items():
                 self._worker_costs[worker.index, name] = spent
-        self._imbalance_ns += max(busy, default=0) - sum(busy) // len(self.workers)
-        order = self._views
-        found.sort(key=lambda u: order[u["view"]].order)
-        stats.tables_touched = len(touched)
-        stats.views_impacted = impacted
-        stats.views_updated = len(found)
-        return [_update(u) for u in found]
+        self._imbalance_ns += max(busy) - sum(busy) // self.slots
+        _add_stats(stats, impacted, events)
+        updates = home + [_update(u) for u in found] if found else home
+        _finish_stats(stats, touched, updates, self._views)
+        return updates
 
     # the local replica ----------------------------------------------------------------------
-    def _ensure_local(self) -> Circuit | None:
-        """The local replica, created at the first registration (after any initial load).
-
-        Until the workers are first built it is the only replica, so it shares
-        the primary's tables and runs each call's rounds as they are applied:
-        a workload that never goes parallel costs what sequential execution
-        costs. It cannot catch up on calls it missed (the tables moved on), so
-        it is dropped when the workers are built.
-        """
-        if self._local is None and not self._dropped:
-            if self._built or self._views:
-                self._local = self._new_local()
-            else:
-                from .circuit import Circuit
-
-                primary = self.circuit
-                local = Circuit(clock=primary._clock, dialect=primary.dialect)
-                local._tables = primary._tables
-                local._records_before = primary._records_before
-                local.advance_seq(primary.seq)
-                self._local = local
-                self._set_shared(True)
-        return self._local
-
-    def _new_local(self, before: dict[str, list[Any]] | None = None) -> Circuit:
-        """A replica of every view, built from the primary's tables as of the last call.
+    def _new_local(self, before: dict[str, list[Any]]) -> Circuit:
+        """A replica of the workers' views, from the primary's tables as of before this call.
 
         ``before`` holds the states before the call being run (whose entries
         the primary has already applied) of the records it wrote.
@@ -669,20 +707,20 @@ class ProcessExecutor:
             [table, rid, record, version(rid)]
             for table, rows in primary.tables().items()
             for rid, record in rows.items()
+            if rid not in before
         ]
-        if before:
-            snapshot = [change for change in snapshot if change[1] not in before]
-            snapshot += [change for change in before.values() if change[2] is not None]
+        snapshot += [change for change in before.values() if change[2] is not None]
         if snapshot:
             local.apply_changes(snapshot)  # type: ignore[arg-type]
-        local.advance_seq(primary.seq - (before is not None))
+        local.advance_seq(primary.seq - 1)
         for view in self._views.values():
+            if view.slot == HOME:
+                continue
             register_uncounted(local, view.name, view.sql, view.params, view.format)
             built = local._view(view.name)
             if built.synthetic:
-                assert view.worker is not None  # dropped only while the workers run
                 reply = self._ask(
-                    self.workers[view.worker], {"op": "row_versions", "name": view.name}
+                    self._worker(view.slot), {"op": "row_versions", "name": view.name}
                 )
                 built.row_versions = reply["row_versions"]
         self._build_ns = primary._clock() - start
@@ -693,22 +731,16 @@ class ProcessExecutor:
         local = self._local
         assert local is not None
         self._retire(metrics_message(local))
-        if self._shared:  # the primary maintained its field indexes for the local views
-            self.circuit._tables.indexes.clear()
-            self._set_shared(False)
-        self._local, self._backlog, self._dropped = None, [], True
+        self._local, self._backlog = None, []
         self._missed_ns = 0
         self.local_drops += 1
 
-    def _set_shared(self, shared: bool) -> None:
-        """Whether the local replica shares the primary's tables; sets the fast path's bound:
-        a call gated by ``min_changes`` needs no other test then."""
-        self._shared = shared
-        self._fast_below = self.min_changes if shared and self.threshold > 0 else 0
+    def _set_fast_path(self) -> None:
+        """While every view is home, a call gated by ``min_changes`` needs no other test."""
+        self._fast_below = self.min_changes if not self._built and self.threshold > 0 else 0
 
     def _rebuild_local(self, before: dict[str, list[Any]]) -> None:
         self._local = self._new_local(before)
-        self._dropped = False
         self.local_rebuilds += 1
 
     def _retire(self, message: dict[str, Any]) -> None:
@@ -723,16 +755,16 @@ class ProcessExecutor:
                 ops = self._retired_ops.setdefault((view.name, view.order), {})
                 _add_op(ops, op["path"], op["self_ns"], op["rows_in"], op["rows_out"])
 
-    # the workers' replicas ------------------------------------------------------------------
+    # placement ------------------------------------------------------------------------------
     def _cost(self, name: str) -> int:
         """A view's measured time so far, over every replica that ran it."""
         spent = sum(self._worker_costs.get((worker.index, name), 0) for worker in self.workers)
         retired = self._retired_views.get(name)
         if retired is not None:
             spent += retired["time_ns"]
-        local = self._local
-        if local is not None and name in local._view_metrics:
-            spent += local._view_metrics[name].time_ns
+        for replica in (self._home, self._local):
+            if replica is not None and name in replica._view_metrics:
+                spent += replica._view_metrics[name].time_ns
         return spent
 
     def _costs(self) -> dict[str, float]:
@@ -744,76 +776,114 @@ class ProcessExecutor:
 
     def _loads(self) -> list[float]:
         costs = self._costs()
-        loads = [0.0] * len(self.workers)
+        loads = [0.0] * self.slots
         for name, view in self._views.items():
-            if view.worker is not None:
-                loads[view.worker] += costs[name]
+            loads[view.slot] += costs[name]
         return loads
 
-    def _build_workers(self, local: Circuit, seq: int, before: dict[str, list[Any]]) -> None:
-        """Give the workers their views, as of before call ``seq`` (see "Lazy workers")."""
+    def _build_workers(self, seq: int) -> None:
+        """Place the views over the main process and the workers, after call ``seq``: the
+        views placed on workers move there (see "Lazy workers")."""
         start = self.circuit._clock()
-        placed = place(self._costs(), len(self.workers))
-        for name, view in self._views.items():
-            view.worker = placed[name]
-            worker = self.workers[placed[name]]
-            built = local._view(name)
-            versions = built.row_versions if built.synthetic else None
-            self._register_on(worker, view, seq, before=before, row_versions=versions)
-        self.sync()
+        placed = place(self._costs(), self.slots)
         self._built = True
+        self._set_fast_path()
+        leaving = [view for name, view in self._views.items() if placed[name] != HOME]
+        # the views sharing another's state leave first: the home replica rebuilds none
+        versions = {view.name: self._leave_home(view) for view in reversed(leaving)}
+        for view in leaving:
+            view.slot = placed[view.name]
+            self._register_on(
+                self._worker(view.slot), view, seq + 1, row_versions=versions[view.name]
+            )
+        self.sync()
         self._workers_build_ns = self.circuit._clock() - start
+        self._build_ns = self._build_ns or self._workers_build_ns  # until one is measured
+        self._moves_ns = self._imbalance_ns = 0
         self.worker_builds += 1
-        if self._shared:
-            self._drop_local()
 
     def _drop_workers(self) -> None:
-        """Reset every worker, keeping what it counted: the main process runs the calls."""
+        """Bring every view home, keeping what the workers counted: the main process runs
+        the calls. Called right after the local replica ran a call, so it is current."""
+        local = self._local
+        assert local is not None and not self._backlog
+        for view in self._views.values():
+            if view.slot != HOME:
+                built = local._view(view.name)
+                self._home_register(view, built.row_versions if built.synthetic else None)
+        self._drop_local()
         for worker in self.workers:
             worker.outbox = []  # no need to catch up before being reset
             self._retire(self._ask(worker, {"op": "metrics"}))
             self._send(worker, orjson.dumps({"op": "reset", "dialect": self.circuit.dialect}))
             worker.tables = set()
-        for view in self._views.values():
-            view.worker = None
         self._worker_costs = {}
         self._imbalance_ns = self._moves_ns = 0
         self._built, self._worker_backlog, self._eligible_ns = False, 0, 0
+        self._set_fast_path()
         self.worker_drops += 1
 
     def _rebalance(self, seq: int) -> None:
-        """Move views between workers when their measured costs are out of balance.
+        """Move views between slots when their measured costs are out of balance.
 
-        Moving costs the workers the views' builds; views move again only once
-        the imbalance since the last moves (the time the busiest worker spent
-        beyond the average, per call) has cost as much as those builds (the
+        Moving costs the views' builds; views move again only once the
+        imbalance since the last moves (the time the busiest slot spent beyond
+        the average, per call) has cost as much as those builds (the
         ski-rental rule again), so that costs that keep shifting cannot make
-        views bounce between workers for more than they save.
+        views bounce between slots for more than they save.
         """
         if self._imbalance_ns < self._moves_ns:
             return
-        placement = {name: view.worker for name, view in self._views.items()}
-        moved = rebalance(
-            self._costs(),
-            placement,  # type: ignore[arg-type]
-            len(self.workers),
-            self.rebalance_gain,
-        )
+        placement = {name: view.slot for name, view in self._views.items()}
+        moved = rebalance(self._costs(), placement, self.slots, self.rebalance_gain)
         if moved is None:
             return
         for name, index in moved.items():
             view = self._views[name]
-            if index == view.worker:
-                continue
-            assert view.worker is not None
-            reply = self._ask(self.workers[view.worker], {"op": "retire", "name": name})
-            self._retire_ops(reply["operators"])
-            view.worker = index
-            self._register_on(
-                self.workers[index], view, seq + 1, row_versions=reply["row_versions"], moved=True
-            )
-            self.moves += 1
+            if index != view.slot:
+                self._move(view, index, seq)
+                self.moves += 1
         self._imbalance_ns = self._moves_ns = 0  # the new moves' cost comes with the next answers
+
+    def _move(self, view: _View, slot: int, seq: int) -> None:
+        """Move a view to another slot after call ``seq``, with its aggregate row versions
+        and the operator counts of the replica it leaves."""
+        if view.slot == HOME:
+            versions = self._leave_home(view)
+        else:
+            reply = self._ask(self._worker(view.slot), {"op": "retire", "name": view.name})
+            self._retire_ops(reply["operators"])
+            versions = reply["row_versions"]
+        if slot == HOME:
+            start = self.circuit._clock()
+            self._home_register(view, versions)
+            self._moves_ns += self.circuit._clock() - start
+            if self._local is not None:
+                self._drop_local()
+            return
+        view.slot = slot
+        self._register_on(self._worker(slot), view, seq + 1, row_versions=versions, moved=True)
+
+    def _leave_home(self, view: _View) -> dict[str, int] | None:
+        """Unregister a view from the home replica, keeping its operator counts; its
+        aggregate row versions go with it."""
+        home = self.home
+        built = home._view(view.name)
+        self._retire_ops([op.to_json() for op in built.operator_metrics.values()])
+        home.unregister_view(view.name)
+        if self._local is not None:  # it lacks the view: built again when it pays
+            self._drop_local()
+        return built.row_versions if built.synthetic else None
+
+    def _home_register(self, view: _View, row_versions: dict[str, int] | None) -> None:
+        """Register a view coming home, uncounted (its counts are where it ran)."""
+        home = self.home
+        home.advance_seq(self.circuit.seq)
+        register_uncounted(home, view.name, view.sql, view.params, view.format)
+        if row_versions is not None:
+            home._view(view.name).row_versions = row_versions
+        view.slot = HOME
+        self._home_ordered = False
 
     def _register_on(
         self,
@@ -822,7 +892,6 @@ class ProcessExecutor:
         seq: int,
         *,
         emit: bool = False,
-        before: dict[str, list[Any]] | None = None,
         row_versions: dict[str, int] | None = None,
         moved: bool = False,
     ) -> None:
@@ -835,7 +904,7 @@ class ProcessExecutor:
             "format": view.format,
             "seq": seq,
             "emit": emit,
-            "tables": self._snapshots(worker, view.tables, before),
+            "tables": self._snapshots(worker, view.tables),
             "row_versions": row_versions,
             "moved": moved,
         }
@@ -848,26 +917,26 @@ class ProcessExecutor:
         if self._final_state is not None:
             return self._final_state[name][what]
         self._check_open()
-        local = self._local
-        if local is not None and not self._backlog:
-            return local.rows(name) if what == "rows" else local.members(name)
-        index = self._views[name].worker
-        assert index is not None  # without a current local replica the workers hold every view
-        return self._ask(self.workers[index], {"op": what, "name": name})[what]
+        slot = self._views[name].slot
+        replica = self.home if slot == HOME else self._local
+        if replica is not None and (slot == HOME or not self._backlog):
+            return replica.rows(name) if what == "rows" else replica.members(name)
+        return self._ask(self._worker(slot), {"op": what, "name": name})[what]
 
     def _final_views(self) -> dict[str, dict[str, Any]]:
-        local = self._local
-        if local is not None and not self._backlog:
-            return {
-                name: {"rows": local.rows(name), "members": local.members(name)}
-                for name in self._views
-            }
+        home = self.home
+        local = self._local if not self._backlog else None
         state: dict[str, dict[str, Any]] = {}
-        for worker in self.workers:
-            names = [name for name, view in self._views.items() if view.worker == worker.index]
-            if names:
-                state.update(self._ask(worker, {"op": "state", "names": names}))
-        return state
+        for name, view in self._views.items():
+            replica = home if view.slot == HOME else local
+            if replica is not None:
+                state[name] = {"rows": replica.rows(name), "members": replica.members(name)}
+        if local is None:
+            for worker in self.workers:
+                names = [n for n, v in self._views.items() if v.slot == worker.index]
+                if names:
+                    state.update(self._ask(worker, {"op": "state", "names": names}))
+        return {name: state[name] for name in self._views}
 
     # metrics ---------------------------------------------------------------------------------
     def _merge_metrics(
@@ -877,8 +946,8 @@ class ProcessExecutor:
         current: dict[str, Any] | None,
     ) -> CircuitMetrics:
         """Sum the counts; take each view's state (rows, members, ...) and operator list
-        from its worker, or from the local replica when it is current and the worker
-        cannot answer (after a failure)."""
+        from the replica on its slot, or from the local replica when it is current and
+        the worker cannot answer (after a failure)."""
         merged: dict[str, dict[str, Any]] = {}
         for source in sources:
             _add_views(merged, source["views"])
@@ -889,9 +958,7 @@ class ProcessExecutor:
             if data is None:
                 continue
             live = self._views.get(name)
-            owner = None
-            if live is not None:
-                owner = current if live.worker is None else owners.get(live.worker, current)
+            owner = None if live is None else owners.get(live.slot, current)
             if owner is not None and name in owner["views"]:
                 own = owner["views"][name]
                 self._shapes[name] = {k: v for k, v in own.items() if k not in _COUNTS}
@@ -927,30 +994,17 @@ class ProcessExecutor:
         ]
 
     # talking to workers ----------------------------------------------------------------------
-    def _snapshots(
-        self, worker: Worker, tables: frozenset[str], before: dict[str, list[Any]] | None = None
-    ) -> dict[str, list[Any]]:
-        """The records of the tables a worker lacks, for a view placed on it.
+    def _worker(self, slot: int) -> Worker:
+        return self.workers[slot - 1]
 
-        ``before`` (see :meth:`_new_local`) rolls back the records the current
-        call wrote.
-        """
+    def _snapshots(self, worker: Worker, tables: frozenset[str]) -> dict[str, list[Any]]:
+        """The records of the tables a worker lacks, for a view placed on it."""
         circuit = self.circuit
         version = circuit.version
         out: dict[str, list[Any]] = {}
         for table in sorted(tables - worker.tables):
             rows = circuit.tables().get(table, {})
-            if before:
-                out[table] = [
-                    [rid, record, version(rid)] for rid, record in rows.items() if rid not in before
-                ]
-                out[table] += [
-                    [rid, record, v]
-                    for t, rid, record, v in before.values()
-                    if t == table and record is not None
-                ]
-            else:
-                out[table] = [[rid, record, version(rid)] for rid, record in rows.items()]
+            out[table] = [[rid, record, version(rid)] for rid, record in rows.items()]
             worker.tables.add(table)
         return out
 
@@ -1000,7 +1054,7 @@ class ProcessExecutor:
         return self._recv(worker)
 
     def _views_on(self, worker: Worker) -> list[str]:
-        return [name for name, view in self._views.items() if view.worker == worker.index]
+        return [name for name, view in self._views.items() if view.slot == worker.index]
 
     def _died(self, worker: Worker) -> ReplayError:
         process = worker.process
@@ -1037,15 +1091,48 @@ class ProcessExecutor:
             raise CircuitError("the process executor is closed")
 
 
-def _before_call(rounds: list[TableChanges], versions: dict[str, int]) -> dict[str, list[Any]]:
-    """``id -> [table, id, record, version]`` before the call, for the records it wrote."""
-    before: dict[str, list[Any]] = {}
+def _encode_round(by_table: TableChanges, version: Any) -> Round:
+    """One round of a call as the workers receive it: ``[table, id, record, version]``."""
+    return [
+        [table, rid, new, 0 if new is None else version(rid)]
+        for table, changes in by_table.items()
+        for rid, _old, new in changes
+    ]
+
+
+def _recorded(
+    rounds: Iterable[TableChanges], call: list[Round], touched: set[str], version: Any
+) -> Iterator[TableChanges]:
+    """``rounds``, each encoded into ``call`` as it is applied (its versions of then)."""
     for by_table in rounds:
-        for table, changes in by_table.items():
-            for rid, old, _new in changes:
-                if rid not in before:
-                    before[rid] = [table, rid, old, versions.get(rid, 0)]
-    return before
+        touched.update(by_table)
+        call.append(_encode_round(by_table, version))
+        yield by_table
+
+
+def _add_stats(stats: BatchStats, impacted: int, events: Mapping[str, int]) -> None:
+    stats.views_impacted += impacted
+    into = stats.events
+    for kind, count in events.items():
+        into[kind] = into.get(kind, 0) + count
+
+
+def _finish_stats(
+    stats: BatchStats, touched: set[str], updates: list[ViewUpdate], views: Mapping[str, _View]
+) -> None:
+    """Updates from several replicas in registration order; the counts of the whole call."""
+    if len(updates) > 1:
+        updates.sort(key=lambda u: views[u.view].order)
+    stats.tables_touched = len(touched)
+    stats.views_updated = len(updates)
+
+
+def _before_call(circuit: Circuit, versions_before: dict[str, int]) -> dict[str, list[Any]]:
+    """``id -> [table, id, record, version]`` before the call, for the records it wrote."""
+    return {
+        rid: [table, rid, old, versions_before.get(rid, 0)]
+        for rid, (table, old) in circuit._records_before.items()
+    }
 
 
 def plan_cost(level: LevelPlan) -> int:
