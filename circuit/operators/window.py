@@ -102,13 +102,16 @@ class GroupWindow:
         changes: list[tuple[RowKey, Row | None, Row | None]],
         start: int,
         stop: int | None,
+        reach: int,
     ) -> dict[RowKey, Row | None]:
         """Visibility of every row whose visibility a change of the group can flip.
 
-        ``d`` changes move any other row's rank by at most ``d``, so only the
-        changed rows and the rows within ``2d`` of the window's edges can
-        cross an edge: O(d log n) instead of listing the whole window. Maps
-        each such key to its row when visible, else None.
+        Each changed key (``reach`` of them) moves any other row's rank by at
+        most one (its removal and its insertion cancel below both), so an
+        unchanged row can only cross an edge from within ``reach`` of it, in
+        the state before as in the state after: O(reach log n) instead of
+        listing the whole window. Maps each such key, and each changed key, to
+        its row when visible, else None.
         """
         sl = self.ordered.get(ck)
         rows = self.groups.get(ck)
@@ -117,7 +120,6 @@ class GroupWindow:
         size = len(sl)
         if stop is None:
             stop = size
-        reach = 2 * len(changes)
         out: dict[RowKey, Row | None] = {}
         for edge in (start, stop) if start else (stop,):
             low, high = max(0, edge - reach), min(size, edge + reach)
@@ -219,8 +221,9 @@ class GroupWindow:
         windows: list[tuple[int, int, int | None]] = [(0, self.start, self.stop)]
         windows += [(window, start, stop) for window, (start, stop) in self.extra.items()]
         near = self._near_boundaries
+        reach = {ck: len({key for key, _, _ in changes}) for ck, changes in by_group.items()}
         befores = [
-            {ck: near(ck, changes, start, stop) for ck, changes in by_group.items()}
+            {ck: near(ck, changes, start, stop, reach[ck]) for ck, changes in by_group.items()}
             for _, start, stop in windows
         ]
         for ck, changes in by_group.items():
@@ -244,7 +247,7 @@ class GroupWindow:
             out: Visible = []
             for ck, changes in by_group.items():
                 old_visible = before[ck]
-                new_visible = near(ck, changes, start, stop)
+                new_visible = near(ck, changes, start, stop, reach[ck])
                 changed = {key for key, _old, _new in changes}
                 for key in old_visible.keys() | new_visible.keys():
                     # a key seen on one side only did not cross an edge: same on both
