@@ -280,6 +280,7 @@ class ProcessExecutor:
         self._workers_build_ns = 0 if self.workers else 1 << 62
         self._eligible_ns = 0  # parallel-worthy calls run on the main process since the drop
         self._worker_costs: dict[tuple[int, str], int] = {}
+        self._groups: dict[str, str] = {}  # view -> the first view of its sharing group
         self._imbalance_ns = 0  # what uneven slots wasted since views last moved
         self._moves_ns = 0  # what building the views moved last cost
         self._circuit: Circuit | None = None
@@ -670,20 +671,23 @@ class ProcessExecutor:
         start = clock()
         if home is None:
             home = self._run_home(rounds, versions_before, stats)
-        busy = [clock() - start]
+        busy = [clock() - start]  # the time each slot's views took in this call
+        costs = self._worker_costs
         found: list[dict[str, Any]] = []
         impacted = 0
         events: dict[str, int] = {}
         for worker in involved:
             reply = self._recv(worker)
-            busy.append(reply["busy_ns"])
             self._moves_ns += reply["moved_ns"]
             found.extend(reply["updates"])
             impacted += reply["impacted"]
             for kind, count in reply["events"].items():
                 events[kind] = events.get(kind, 0) + count
+            spent_now = 0
             for name, spent in reply["costs"].items():
-                self._worker_costs[worker.index, name] = spent
+                spent_now += spent - costs.get((worker.index, name), 0)
+                costs[worker.index, name] = spent
+            busy.append(spent_now)
         self._imbalance_ns += max(busy) - sum(busy) // self.slots
         _add_stats(stats, impacted, events)
         updates = home + [_update(u) for u in found] if found else home
@@ -774,6 +778,21 @@ class ProcessExecutor:
             return measured
         return {name: view.cost for name, view in self._views.items()}
 
+    def _unit_costs(self) -> dict[str, float]:
+        """The measured cost of each sharing group (see :func:`_sharing_groups`), keyed by
+        its first view's name: views that share state are placed together."""
+        units: dict[str, float] = {}
+        groups = self._groups
+        for name, cost in self._costs().items():
+            unit = groups.get(name, name)
+            units[unit] = units.get(unit, 0.0) + cost
+        return units
+
+    def _expand(self, placed: Mapping[str, int]) -> dict[str, int]:
+        """A placement of sharing groups as one of views."""
+        groups = self._groups
+        return {name: placed[groups.get(name, name)] for name in self._views}
+
     def _loads(self) -> list[float]:
         costs = self._costs()
         loads = [0.0] * self.slots
@@ -785,7 +804,8 @@ class ProcessExecutor:
         """Place the views over the main process and the workers, after call ``seq``: the
         views placed on workers move there (see "Lazy workers")."""
         start = self.circuit._clock()
-        placed = place(self._costs(), self.slots)
+        self._groups = _sharing_groups(self.home)
+        placed = self._expand(place(self._unit_costs(), self.slots))
         self._built = True
         self._set_fast_path()
         leaving = [view for name, view in self._views.items() if placed[name] != HOME]
@@ -834,11 +854,11 @@ class ProcessExecutor:
         """
         if self._imbalance_ns < self._moves_ns:
             return
-        placement = {name: view.slot for name, view in self._views.items()}
-        moved = rebalance(self._costs(), placement, self.slots, self.rebalance_gain)
+        placement = {self._groups.get(name, name): view.slot for name, view in self._views.items()}
+        moved = rebalance(self._unit_costs(), placement, self.slots, self.rebalance_gain)
         if moved is None:
             return
-        for name, index in moved.items():
+        for name, index in self._expand(moved).items():
             view = self._views[name]
             if index != view.slot:
                 self._move(view, index, seq)
@@ -1133,6 +1153,32 @@ def _before_call(circuit: Circuit, versions_before: dict[str, int]) -> dict[str,
         rid: [table, rid, old, versions_before.get(rid, 0)]
         for rid, (table, old) in circuit._records_before.items()
     }
+
+
+def _sharing_groups(circuit: Circuit) -> dict[str, str]:
+    """view -> the first view of its group: views sharing state (an identical view's, an
+    aggregate's levels, a top-k window's ordered rows) with one another, transitively.
+
+    Placed apart, each would compute that state again on its own replica.
+    """
+    parent: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        while parent.get(name, name) != name:
+            name = parent[name]
+        return name
+
+    for name, view in circuit._views.items():
+        for owner in view.owners:
+            if owner is not None:
+                low, high = sorted((root(owner.plan.name), root(name)), key=_order_in(circuit))
+                parent[high] = low
+    return {name: root(name) for name in circuit._views}
+
+
+def _order_in(circuit: Circuit) -> Any:
+    views = circuit._views
+    return lambda name: views[name].order
 
 
 def plan_cost(level: LevelPlan) -> int:
