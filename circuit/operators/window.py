@@ -96,10 +96,19 @@ class GroupWindow:
         start, stop = self.bounds(window)
         return [(key, rows[key]) for _, key in ordered.islice(start, stop)]
 
+    def _positions(self, ck: Any, keys: set[RowKey]) -> dict[RowKey, int]:
+        """Ranks of the group's changed keys that are present, in the current state."""
+        sl = self.ordered.get(ck)
+        rows = self.groups.get(ck)
+        if not sl or not rows:
+            return {}
+        sort_keys = self.sort_keys
+        return {key: sl.bisect_left(sort_keys[key]) for key in keys if key in rows}
+
     def _near_boundaries(
         self,
         ck: Any,
-        changes: list[tuple[RowKey, Row | None, Row | None]],
+        positions: dict[RowKey, int],
         start: int,
         stop: int | None,
         reach: int,
@@ -110,8 +119,9 @@ class GroupWindow:
         most one (its removal and its insertion cancel below both), so an
         unchanged row can only cross an edge from within ``reach`` of it, in
         the state before as in the state after: O(reach log n) instead of
-        listing the whole window. Maps each such key, and each changed key, to
-        its row when visible, else None.
+        listing the whole window. Maps each such key, and each changed key
+        (``positions``: their ranks, shared by every window), to its row when
+        visible, else None.
         """
         sl = self.ordered.get(ck)
         rows = self.groups.get(ck)
@@ -125,10 +135,8 @@ class GroupWindow:
             low, high = max(0, edge - reach), min(size, edge + reach)
             for position, (_, key) in enumerate(sl.islice(low, high), low):
                 out[key] = rows[key] if start <= position < stop else None
-        sort_keys = self.sort_keys
-        for key, _old, _new in changes:
-            if key in rows and key not in out:
-                position = sl.bisect_left(sort_keys[key])
+        for key, position in positions.items():
+            if key not in out:
                 out[key] = rows[key] if start <= position < stop else None
         return out
 
@@ -221,9 +229,11 @@ class GroupWindow:
         windows: list[tuple[int, int, int | None]] = [(0, self.start, self.stop)]
         windows += [(window, start, stop) for window, (start, stop) in self.extra.items()]
         near = self._near_boundaries
-        reach = {ck: len({key for key, _, _ in changes}) for ck, changes in by_group.items()}
+        keys = {ck: {key for key, _, _ in changes} for ck, changes in by_group.items()}
+        reach = {ck: len(group_keys) for ck, group_keys in keys.items()}
+        positions = {ck: self._positions(ck, group_keys) for ck, group_keys in keys.items()}
         befores = [
-            {ck: near(ck, changes, start, stop, reach[ck]) for ck, changes in by_group.items()}
+            {ck: near(ck, positions[ck], start, stop, reach[ck]) for ck in by_group}
             for _, start, stop in windows
         ]
         for ck, changes in by_group.items():
@@ -242,13 +252,14 @@ class GroupWindow:
                     sort_keys[key] = sk
                     ordered[ck].add(sk)
                     rows[key] = new
+        positions = {ck: self._positions(ck, group_keys) for ck, group_keys in keys.items()}
         outs: list[Visible] = []
         for (_, start, stop), before in zip(windows, befores, strict=True):
             out: Visible = []
-            for ck, changes in by_group.items():
+            for ck in by_group:
                 old_visible = before[ck]
-                new_visible = near(ck, changes, start, stop, reach[ck])
-                changed = {key for key, _old, _new in changes}
+                new_visible = near(ck, positions[ck], start, stop, reach[ck])
+                changed = keys[ck]
                 for key in old_visible.keys() | new_visible.keys():
                     # a key seen on one side only did not cross an edge: same on both
                     # sides (unless it changed, and so was absent there)
