@@ -819,7 +819,8 @@ class ProcessExecutor:
         self.sync()
         self._workers_build_ns = self.circuit._clock() - start
         self._build_ns = self._build_ns or self._workers_build_ns  # until one is measured
-        self._moves_ns = self._imbalance_ns = 0
+        # views move only once the imbalance has cost as much as placing them did
+        self._moves_ns, self._imbalance_ns = self._workers_build_ns, 0
         self.worker_builds += 1
 
     def _drop_workers(self) -> None:
@@ -858,12 +859,15 @@ class ProcessExecutor:
         moved = rebalance(self._unit_costs(), placement, self.slots, self.rebalance_gain)
         if moved is None:
             return
+        clock = self.circuit._clock
+        start = clock()
         for name, index in self._expand(moved).items():
             view = self._views[name]
             if index != view.slot:
                 self._move(view, index, seq)
                 self.moves += 1
-        self._imbalance_ns = self._moves_ns = 0  # the new moves' cost comes with the next answers
+        # the main process's share of the moves' cost; the workers' comes with their answers
+        self._imbalance_ns, self._moves_ns = 0, clock() - start
 
     def _move(self, view: _View, slot: int, seq: int) -> None:
         """Move a view to another slot after call ``seq``, with its aggregate row versions
@@ -875,9 +879,7 @@ class ProcessExecutor:
             self._retire_ops(reply["operators"])
             versions = reply["row_versions"]
         if slot == HOME:
-            start = self.circuit._clock()
             self._home_register(view, versions)
-            self._moves_ns += self.circuit._clock() - start
             if self._local is not None:
                 self._drop_local()
             return
