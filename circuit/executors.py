@@ -83,6 +83,8 @@ from .workers import (
     Transport,
     TransportClosed,
     apply_rounds,
+    cache_counts,
+    carry_cache,
     metrics_message,
     register_uncounted,
     uncounted,
@@ -810,11 +812,12 @@ class ProcessExecutor:
         self._set_fast_path()
         leaving = [view for name, view in self._views.items() if placed[name] != HOME]
         # the views sharing another's state leave first: the home replica rebuilds none
-        versions = {view.name: self._leave_home(view) for view in reversed(leaving)}
+        left = {view.name: self._leave_home(view) for view in reversed(leaving)}
         for view in leaving:
             view.slot = placed[view.name]
+            versions, cache = left[view.name]
             self._register_on(
-                self._worker(view.slot), view, seq + 1, row_versions=versions[view.name]
+                self._worker(view.slot), view, seq + 1, row_versions=versions, cache=cache
             )
         self.sync()
         self._workers_build_ns = self.circuit._clock() - start
@@ -828,13 +831,18 @@ class ProcessExecutor:
         the calls. Called right after the local replica ran a call, so it is current."""
         local = self._local
         assert local is not None and not self._backlog
+        cache: dict[str, list[int]] = {}
+        for worker in self.workers:  # they catch up first: they saw every call of their views
+            names = self._views_on(worker)
+            if names:
+                cache.update(self._ask(worker, {"op": "cache", "names": names}))
         for view in self._views.values():
             if view.slot != HOME:
                 built = local._view(view.name)
-                self._home_register(view, built.row_versions if built.synthetic else None)
+                versions = built.row_versions if built.synthetic else None
+                self._home_register(view, versions, cache[view.name])
         self._drop_local()
         for worker in self.workers:
-            worker.outbox = []  # no need to catch up before being reset
             self._retire(self._ask(worker, {"op": "metrics"}))
             self._send(worker, orjson.dumps({"op": "reset", "dialect": self.circuit.dialect}))
             worker.tables = set()
@@ -861,49 +869,62 @@ class ProcessExecutor:
             return
         clock = self.circuit._clock
         start = clock()
-        for name, index in self._expand(moved).items():
-            view = self._views[name]
-            if index != view.slot:
-                self._move(view, index, seq)
-                self.moves += 1
+        moving = [(self._views[n], i) for n, i in self._expand(moved).items()]
+        moving = [(view, index) for view, index in moving if index != view.slot]
+        # views sharing another's state leave first, and arrive after it
+        left = {view.name: self._leave(view) for view, _ in reversed(moving)}
+        for view, index in moving:
+            self._arrive(view, index, seq, *left[view.name])
+            self.moves += 1
         # the main process's share of the moves' cost; the workers' comes with their answers
         self._imbalance_ns, self._moves_ns = 0, clock() - start
 
-    def _move(self, view: _View, slot: int, seq: int) -> None:
-        """Move a view to another slot after call ``seq``, with its aggregate row versions
-        and the operator counts of the replica it leaves."""
+    def _leave(self, view: _View) -> tuple[dict[str, int] | None, list[int]]:
+        """Take a view off its slot, keeping the operator counts of the replica it leaves;
+        its aggregate row versions and subquery cache counts go with it."""
         if view.slot == HOME:
-            versions = self._leave_home(view)
-        else:
-            reply = self._ask(self._worker(view.slot), {"op": "retire", "name": view.name})
-            self._retire_ops(reply["operators"])
-            versions = reply["row_versions"]
+            return self._leave_home(view)
+        reply = self._ask(self._worker(view.slot), {"op": "retire", "name": view.name})
+        self._retire_ops(reply["operators"])
+        return reply["row_versions"], reply["cache"]
+
+    def _arrive(
+        self, view: _View, slot: int, seq: int, versions: dict[str, int] | None, cache: list[int]
+    ) -> None:
+        """Register a view that left its slot on ``slot``, after call ``seq``."""
         if slot == HOME:
-            self._home_register(view, versions)
+            self._home_register(view, versions, cache)
             if self._local is not None:
                 self._drop_local()
             return
         view.slot = slot
-        self._register_on(self._worker(slot), view, seq + 1, row_versions=versions, moved=True)
+        self._register_on(
+            self._worker(slot), view, seq + 1, row_versions=versions, cache=cache, moved=True
+        )
 
-    def _leave_home(self, view: _View) -> dict[str, int] | None:
+    def _leave_home(self, view: _View) -> tuple[dict[str, int] | None, list[int]]:
         """Unregister a view from the home replica, keeping its operator counts; its
         aggregate row versions go with it."""
         home = self.home
         built = home._view(view.name)
         self._retire_ops([op.to_json() for op in built.operator_metrics.values()])
+        cache = cache_counts(built)
         home.unregister_view(view.name)
         if self._local is not None:  # it lacks the view: built again when it pays
             self._drop_local()
-        return built.row_versions if built.synthetic else None
+        return (built.row_versions if built.synthetic else None), cache
 
-    def _home_register(self, view: _View, row_versions: dict[str, int] | None) -> None:
+    def _home_register(
+        self, view: _View, row_versions: dict[str, int] | None, cache: list[int]
+    ) -> None:
         """Register a view coming home, uncounted (its counts are where it ran)."""
         home = self.home
         home.advance_seq(self.circuit.seq)
         register_uncounted(home, view.name, view.sql, view.params, view.format)
+        built = home._view(view.name)
         if row_versions is not None:
-            home._view(view.name).row_versions = row_versions
+            built.row_versions = row_versions
+        carry_cache(built, cache)
         view.slot = HOME
         self._home_ordered = False
 
@@ -915,6 +936,7 @@ class ProcessExecutor:
         *,
         emit: bool = False,
         row_versions: dict[str, int] | None = None,
+        cache: list[int] | None = None,
         moved: bool = False,
     ) -> None:
         """Register ``view`` on ``worker`` as of call ``seq``, shipping the tables it lacks."""
@@ -928,6 +950,7 @@ class ProcessExecutor:
             "emit": emit,
             "tables": self._snapshots(worker, view.tables),
             "row_versions": row_versions,
+            "cache": cache,
             "moved": moved,
         }
         self._send(worker, orjson.dumps(message), answered=emit)

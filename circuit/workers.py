@@ -21,22 +21,23 @@ transport (sockets, a distributed engine's actors) can replace the pipe
 without touching the circuit or the executor's logic. Messages (``op``):
 
 - ``reset`` ``{dialect}``: start over with an empty replica;
-- ``register`` ``{name, sql, params, format, seq, emit, tables, row_versions, moved}``:
+- ``register`` ``{name, sql, params, format, seq, emit, tables, row_versions, cache, moved}``:
   load the tables the worker lacks (``{table: [[id, record, version], ...]}``),
   then register the view as call ``seq`` (an aggregate view moved from another
-  replica takes that replica's ``row_versions``); answered with ``{update}``
+  replica takes that replica's ``row_versions`` and subquery ``cache`` counts); answered
+  with ``{update}``
   when ``emit``;
 - ``unregister`` ``{name}``;
 - ``retire`` ``{name}``: unregister a view moving to another worker; answered
-  with its ``row_versions`` (null unless aggregate) and ``operators`` (their
-  counts, which the main process keeps);
+  with its ``row_versions`` (null unless aggregate), ``operators`` (their
+  counts, which the main process keeps) and ``cache`` (``[hits, misses]``);
 - ``calls`` ``{emit, calls: [[seq, line, rounds], ...]}``: apply and propagate
   each call in order; with ``emit`` the last one answers ``{updates, impacted,
   events, costs, busy_ns, moved_ns}``, ``costs`` being each of the worker's
   views' counted ``time_ns`` so far (what placement by measured cost
   balances), ``busy_ns`` the time this message took, ``moved_ns`` the time
   spent building views ``moved`` here since the last answer;
-- ``state`` ``{names}``, ``rows``, ``members``, ``row_versions`` ``{name}``,
+- ``state`` and ``cache`` ``{names}``, ``rows``, ``members``, ``row_versions`` ``{name}``,
   ``metrics``: read the replica (answered);
 - ``shutdown``.
 
@@ -61,6 +62,7 @@ import orjson
 from .circuit import Circuit
 from .metrics import BatchStats, ViewMetrics
 from .operators import TableChanges
+from .view import View
 
 Change = list[Any]
 """``[table, id, record or None, version]``: one record's state after a round."""
@@ -189,6 +191,7 @@ class Replica:
             reply = {
                 "row_versions": view.row_versions if view.synthetic else None,
                 "operators": [op.to_json() for op in view.operator_metrics.values()],
+                "cache": cache_counts(view),
             }
             circuit.unregister_view(message["name"])
             return reply
@@ -201,6 +204,8 @@ class Replica:
             return {"rows": circuit.rows(message["name"])}
         if op == "members":
             return {"members": circuit.members(message["name"])}
+        if op == "cache":
+            return {name: cache_counts(circuit._view(name)) for name in message["names"]}
         if op == "row_versions":
             return {"row_versions": circuit._view(message["name"]).row_versions}
         if op == "ping":
@@ -250,6 +255,8 @@ class Replica:
         register_uncounted(circuit, *args)
         if message.get("row_versions") is not None:
             circuit._view(name).row_versions = message["row_versions"]
+        if message.get("cache") is not None:
+            carry_cache(circuit._view(name), message["cache"])
         return None
 
     def _calls(self, calls: list[Call], emit: bool) -> dict[str, Any] | None:
@@ -358,6 +365,21 @@ def register_uncounted(
     _assign(view.metrics, kept)
     for op in view.operator_metrics.values():
         op.self_ns = op.rows_in = op.rows_out = 0
+
+
+def cache_counts(view: View) -> list[int]:
+    """``[hits, misses]`` of the view's subquery caches (those of the state it reads)."""
+    levels = list(view.source.top.walk())
+    return [sum(level.cache_hits for level in levels), sum(level.cache_misses for level in levels)]
+
+
+def carry_cache(view: View, counts: list[int]) -> None:
+    """Continue the cache counts of the replica a view moved from: the report shows what
+    one circuit that ran every call would (its build here is not counted)."""
+    levels = list(view.source.top.walk())
+    for level in levels:
+        level.cache_hits = level.cache_misses = 0
+    levels[0].cache_hits, levels[0].cache_misses = counts
 
 
 def _copy(metrics: ViewMetrics) -> ViewMetrics:
