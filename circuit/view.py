@@ -82,6 +82,9 @@ class Level:
         self.core_changes: list[GroupChange] = []
         # a single-table level without a window or subqueries runs one fused loop
         self.simple = not (plan.joins or plan.atoms or plan.windowed or self.children)
+        # where a top level without window or subqueries hands its row changes, if not
+        # to its window (the view places them and counts their members in one pass)
+        self.sink: Callable[[Delta], None] | None = None
         self.first_table = plan.sources[0][0]
 
         def operator(name: str) -> OperatorMetrics:
@@ -169,8 +172,12 @@ class Level:
                 _count(self.op_semijoin, t2 - t1, delta, filtered)
                 delta, t1 = filtered, t2
             if delta:
-                self.visible = self.window.process(delta)
-                _count(self.op_window, clock() - t1, delta, self.visible)
+                if self.sink is not None:
+                    self.sink(delta)
+                    _count(self.op_window, clock() - t1, delta, delta)
+                else:
+                    self.visible = self.window.process(delta)
+                    _count(self.op_window, clock() - t1, delta, self.visible)
 
     def clear(self) -> None:
         """No change reached this level or any below it in this call."""
@@ -483,6 +490,59 @@ class View:
         self.member_before.clear()
         if self.synthetic:
             self.synthetic_events()
+        top = self.top
+        if (
+            self.owners == (None, None, None)
+            and not (self.synthetic or top.simple or top.plan.windowed or top.children)
+            and not top.lazy
+        ):
+            top.sink = self._place_members
+
+    def _place_members(self, delta: Delta) -> None:
+        """A top level's row changes straight into its rows and member counts.
+
+        For a view whose visible rows are its level's rows (no window, no
+        select-list subquery), this is what placing them in the window and
+        accounting the visible changes would do, without building either.
+        """
+        groups = self.top.window.groups
+        bucket = groups.get(())
+        if bucket is None:
+            bucket = groups[()] = {}
+        refs, before, ordered = self.member_refs, self.member_before, self.ordered_members
+        rows = 0
+        for key, (old, new) in delta.items():
+            if old is not None and new is not None:
+                bucket[key] = new  # the same ids: members do not move
+                continue
+            if new is not None:
+                bucket[key] = new
+                rows += 1
+                for rid in key:
+                    if rid is None:
+                        continue
+                    count = refs.get(rid, 0)
+                    if rid not in before:
+                        before[rid] = count
+                    refs[rid] = count + 1
+                    if not count and ordered is not None:
+                        ordered.add(rid)
+            else:
+                del bucket[key]
+                rows -= 1
+                for rid in key:
+                    if rid is None:
+                        continue
+                    count = refs[rid]
+                    if rid not in before:
+                        before[rid] = count
+                    if count > 1:
+                        refs[rid] = count - 1
+                    else:
+                        del refs[rid]
+                        if ordered is not None:
+                            ordered.remove(rid)
+        self.row_count += rows
 
     def run_fused(
         self, changes: TableChanges, clock: Clock
