@@ -32,7 +32,7 @@ from .updates import (
     ViewUpdate,
     result_hash,
 )
-from .view import View
+from .view import Level, View
 
 if TYPE_CHECKING:
     from .executors import Executor
@@ -69,6 +69,7 @@ class Circuit:
         self._views: dict[str, View] = {}
         self._dependents: dict[str, list[View]] = {}
         self._routed: dict[str, dict[str, dict[Any, list[View]]]] = {}
+        self._lazy_routed: dict[str, dict[str, dict[Any, dict[View, int]]]] = {}
         self._view_metrics: dict[str, ViewMetrics] = {}
         self._pending: list[Mutation] = []
         self._records_before: dict[str, tuple[str, dict[str, Any] | None]] = {}
@@ -236,16 +237,49 @@ class Circuit:
         pinned value (``WHERE room = :room``: thousands of parametrized views)."""
         index: dict[str, list[View]] = {}
         routed: dict[str, dict[str, dict[Any, list[View]]]] = {}
-        for view in self._views.values():
+        lazy: dict[str, dict[str, dict[Any, dict[View, int]]]] = {}
+        lazy_levels = [view.lazy_tables() for view in self._views.values()]
+        for by_table in lazy_levels:
+            for levels in by_table.values():
+                for level in levels:
+                    level.routed_views = []
+                    level.router = self._route_group
+        for view, lazy_tables in zip(self._views.values(), lazy_levels, strict=True):
             route = view.plan.route
             for table in sorted(view.tables):
-                if route is not None and route[0] == table:
+                if table in lazy_tables:
+                    for level in lazy_tables[table]:
+                        level.routed_views.append(view)
+                        assert level.plan.lazy_field is not None
+                        by_value = lazy.setdefault(table, {}).setdefault(level.plan.lazy_field, {})
+                        for ck in level.active:
+                            counts = by_value.setdefault(ck[0], {})
+                            counts[view] = counts.get(view, 0) + 1
+                elif route is not None and route[0] == table:
                     by_field = routed.setdefault(table, {}).setdefault(route[1], {})
                     by_field.setdefault(route[2], []).append(view)
                 else:
                     index.setdefault(table, []).append(view)
         self._dependents = index
         self._routed = routed
+        self._lazy_routed = lazy
+
+    def _route_group(self, level: Level, value: Any, sign: int) -> None:
+        """A lazy level built (+1) or dropped (-1) the group of ``value``: its views now
+        do (or no longer) need the changes of records with that value."""
+        assert level.plan.lazy_field is not None
+        by_value = self._lazy_routed[level.first_table][level.plan.lazy_field]
+        counts = by_value.get(value)
+        if counts is None:
+            counts = by_value[value] = {}
+        for view in level.routed_views:
+            count = counts.get(view, 0) + sign
+            if count:
+                counts[view] = count
+            else:
+                del counts[view]
+        if not counts:
+            del by_value[value]
 
     def _view(self, name: str) -> View:
         view = self._views.get(name)
@@ -458,24 +492,17 @@ class Circuit:
 
     def _views_reading(self, by_table: TableChanges) -> list[View]:
         """The views a round of changes can affect, each once, in registration order."""
-        dependents, routed = self._dependents, self._routed
-        if len(by_table) == 1 and not routed:
+        dependents, routed, lazy = self._dependents, self._routed, self._lazy_routed
+        if len(by_table) == 1 and not routed and not lazy:
             for table in by_table:
                 return dependents.get(table, [])
         found: dict[View, None] = {}
         for table, changes in by_table.items():
             for view in dependents.get(table, ()):
                 found[view] = None
-            by_field = routed.get(table)
-            if by_field:
-                for field, by_value in by_field.items():
-                    for _rid, old, new in changes:
-                        for record in (old, new):
-                            if record is not None:
-                                value = record.get(field)
-                                if value is not None:
-                                    for view in by_value.get(hash_key(value), ()):
-                                        found[view] = None
+            for by_field in (routed.get(table), lazy.get(table)):
+                if by_field:
+                    _route(changes, by_field, found)
         return sorted(found, key=_registration_order)
 
     def _apply(
@@ -739,6 +766,22 @@ class Circuit:
             table: [name for name in self._views if table in self._views[name].tables]
             for table in sorted({t for view in self._views.values() for t in view.tables})
         }
+
+
+def _route(
+    changes: list[Any],
+    by_field: Mapping[str, Mapping[Any, Iterable[View]]],
+    found: dict[View, None],
+) -> None:
+    """Add the views routed on a value that a changed record has (or had)."""
+    for field, by_value in by_field.items():
+        for _rid, old, new in changes:
+            for record in (old, new):
+                if record is not None:
+                    value = record.get(field)
+                    if value is not None:
+                        for view in by_value.get(hash_key(value), ()):
+                            found[view] = None
 
 
 def _registration_order(view: View) -> int:

@@ -73,6 +73,10 @@ class Level:
             assert item.child is not None and item.name is not None
             child = Level(item.child, view, f"{path};nested:{item.name}", metrics, store)
             self.children.append((item, child, key_function(item.child.outer_keys)))
+        # a lazy level's groups route changes of its table to these views (the circuit's
+        # index of active groups, told of every group built or dropped through ``router``)
+        self.routed_views: list[View] = []
+        self.router: Callable[[Level, Any, int], None] | None = None
         # nested-group references (only meaningful for nested levels)
         self.refs: dict[Any, int] = {}
         self.refs_before: dict[Any, int] = {}
@@ -228,6 +232,8 @@ class Level:
         """Materialise a group from the shared field index (a subquery cache miss)."""
         assert self.plan.lazy_field is not None
         self.active.add(ck)
+        if self.router is not None:
+            self.router(self, ck[0], 1)
         rows = self.store.field_index(self.first_table, self.plan.lazy_field).get(ck[0])
         if rows:
             self.window.process(
@@ -243,6 +249,8 @@ class Level:
         """Forget a group no shown parent references any more."""
         self.active.discard(ck)
         self.window.drop_group(ck)
+        if self.router is not None:
+            self.router(self, ck[0], -1)
 
     def walk(self) -> Iterator[Level]:
         """This level and every level below it."""
@@ -427,6 +435,25 @@ class View:
         if not self.synthetic and self.level_owner is not None:
             return None
         return self.plan.window_family
+
+    def lazy_tables(self) -> dict[str, list[Level]]:
+        """Tables this view reads only through lazy nested levels, with those levels.
+
+        A change of such a table can only matter if its record is (or was) in
+        a group some shown row references, so the circuit routes it by the
+        groups' values instead of sending every change of the table here.
+        """
+        if self.level_owner is not None or self.window_owner is not None:
+            return {}
+        lazy: dict[str, list[Level]] = {}
+        eager: set[str] = set()
+        for level in self.top.walk():
+            for table, _ in level.plan.sources:
+                if level.lazy:
+                    lazy.setdefault(table, []).append(level)
+                else:
+                    eager.add(table)
+        return {table: levels for table, levels in lazy.items() if table not in eager}
 
     def ordered_rows(self) -> GroupWindow:
         """The ordered rows a top-k view windows: its aggregate's, or its top level's."""
