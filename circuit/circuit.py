@@ -70,6 +70,7 @@ class Circuit:
         self._dependents: dict[str, list[View]] = {}
         self._routed: dict[str, dict[str, dict[Any, list[View]]]] = {}
         self._lazy_routed: dict[str, dict[str, dict[Any, dict[View, int]]]] = {}
+        self.call_started = 0  # clock reading at the start of the current ingest call
         self._view_metrics: dict[str, ViewMetrics] = {}
         self._pending: list[Mutation] = []
         self._records_before: dict[str, tuple[str, dict[str, Any] | None]] = {}
@@ -362,7 +363,7 @@ class Circuit:
     def _call(self, entries: list[Mutation], coalesce: bool) -> BatchResult:
         """One ingest call: apply, propagate, emit."""
         clock = self._clock
-        start = clock()
+        start = self.call_started = clock()
         stats = BatchStats(entries_received=len(entries))
         rounds, versions_before = self._apply(entries, coalesce, stats)
         self._seq += 1

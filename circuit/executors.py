@@ -284,6 +284,9 @@ class ProcessExecutor:
         self._worker_costs: dict[tuple[int, str], int] = {}
         self._groups: dict[str, str] = {}  # view -> the first view of its sharing group
         self._imbalance_ns = 0  # what uneven slots wasted since views last moved
+        # per slot, the time parallel calls cost it beyond its views: the main process
+        # applies, encodes and merges; a worker decodes, applies and encodes its answer
+        self._overhead_ns: list[int] = []
         self._moves_ns = 0  # what building the views moved last cost
         self._circuit: Circuit | None = None
         self._home: Circuit | None = None
@@ -670,7 +673,7 @@ class ProcessExecutor:
             if len(self._backlog) > self.backlog_limit:
                 self._drop_local()
         clock = self.circuit._clock
-        start = clock()
+        start = clock()  # the workers have the call from here on
         if home is None:
             home = self._run_home(rounds, versions_before, stats)
         busy = [clock() - start]  # the time each slot's views took in this call
@@ -678,8 +681,17 @@ class ProcessExecutor:
         found: list[dict[str, Any]] = []
         impacted = 0
         events: dict[str, int] = {}
+        overhead = self._overhead_ns
+        if len(overhead) != self.slots:
+            overhead[:] = [0] * self.slots
+        waited = 0
         for worker in involved:
+            wait_start = clock()
             reply = self._recv(worker)
+            arrived = clock()
+            waited += arrived - wait_start
+            if arrived > wait_start:  # it was still at work: all of its time is on this call
+                reply["busy_ns"] = max(reply["busy_ns"], arrived - start)
             self._moves_ns += reply["moved_ns"]
             found.extend(reply["updates"])
             impacted += reply["impacted"]
@@ -689,11 +701,15 @@ class ProcessExecutor:
             for name, spent in reply["costs"].items():
                 spent_now += spent - costs.get((worker.index, name), 0)
                 costs[worker.index, name] = spent
-            busy.append(spent_now)
-        self._imbalance_ns += max(busy) - sum(busy) // self.slots
+            overhead[worker.index] += max(0, reply["busy_ns"] - spent_now)
+            busy.append(reply["busy_ns"])
         _add_stats(stats, impacted, events)
         updates = home + [_update(u) for u in found] if found else home
         _finish_stats(stats, touched, updates, self._views)
+        main_busy = clock() - self.circuit.call_started - waited
+        overhead[HOME] += max(0, main_busy - busy[0])
+        busy[0] = main_busy
+        self._imbalance_ns += max(busy) - sum(busy) // self.slots
         return updates
 
     # the local replica ----------------------------------------------------------------------
@@ -859,12 +875,17 @@ class ProcessExecutor:
         imbalance since the last moves (the time the busiest slot spent beyond
         the average, per call) has cost as much as those builds (the
         ski-rental rule again), so that costs that keep shifting cannot make
-        views bounce between slots for more than they save.
+        views bounce between slots for more than they save; and only after
+        parallel calls 1, 2, 4, 8, ...: measured costs settle as calls
+        accumulate, so the rounds of moves thin out with them.
         """
-        if self._imbalance_ns < self._moves_ns:
-            return
+        parallel = self.calls["workers"]
+        if parallel & (parallel - 1) or self._imbalance_ns < self._moves_ns:
+            return  # at most once per doubling of the parallel calls: log2(calls) rounds
         placement = {self._groups.get(name, name): view.slot for name, view in self._views.items()}
-        moved = rebalance(self._unit_costs(), placement, self.slots, self.rebalance_gain)
+        moved = rebalance(
+            self._unit_costs(), placement, self.slots, self.rebalance_gain, self._overhead_ns
+        )
         if moved is None:
             return
         clock = self.circuit._clock
@@ -1267,9 +1288,13 @@ def _update(data: dict[str, Any]) -> ViewUpdate:
     )
 
 
-def place(costs: Mapping[str, float], workers: int) -> dict[str, int]:
-    """Views to workers, costliest first on the least loaded (then the one with fewest views)."""
-    loads = [0.0] * workers
+def place(costs: Mapping[str, float], workers: int, base: Sequence[float] = ()) -> dict[str, int]:
+    """Views to workers, costliest first on the least loaded (then the one with fewest views).
+
+    ``base`` is what each slot spends besides its views (the main process
+    applies every entry; a worker decodes and encodes), in the costs' unit.
+    """
+    loads = [float(load) for load in base] if base else [0.0] * workers
     counts = [0] * workers
     placed: dict[str, int] = {}
     for name in sorted(costs, key=lambda n: -costs[n]):
@@ -1285,6 +1310,7 @@ def rebalance(
     placement: Mapping[str, int],
     workers: int,
     min_gain: float = REBALANCE_GAIN,
+    base: Sequence[float] = (),
 ) -> dict[str, int] | None:
     """A placement with a lighter heaviest worker, or None when the gain is below ``min_gain``.
 
@@ -1292,9 +1318,9 @@ def rebalance(
     most and the least loaded workers and make the move of one view, or the
     swap of two, that best evens them out; stop when none lowers the heavier
     of the two. Deterministic: ties go to a move rather than a swap, then to
-    the view registered first.
+    the view registered first. ``base`` is each slot's load besides its views.
     """
-    loads = [0.0] * workers
+    loads = [float(load) for load in base] if base else [0.0] * workers
     for name, index in placement.items():
         loads[index] += costs[name]
     heaviest = max(loads)

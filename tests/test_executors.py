@@ -398,6 +398,14 @@ def test_rebalance_leaves_a_nearly_even_placement_alone() -> None:
     assert rebalance({"a": 0.0}, {"a": 0}, 2) is None  # nothing measured
 
 
+def test_placement_counts_what_each_slot_spends_besides_its_views() -> None:
+    # the main process (slot 0) applies every entry: it takes fewer views
+    assert place({"a": 3.0, "b": 3.0, "c": 2.0}, 2, base=[4.0, 0.0]) == {"a": 1, "b": 1, "c": 0}
+    # a worker that spends 6 decoding and encoding sheds its view to the main process
+    moved = rebalance({"a": 2.0, "b": 2.0, "c": 2.0}, {"a": 0, "b": 0, "c": 1}, 2, base=[0, 6])
+    assert moved == {"a": 0, "b": 0, "c": 0}
+
+
 def test_workers_start_only_when_a_call_is_worth_it(pool: WorkerPool) -> None:
     tiny = [entry("UPDATE", "item", k % 6, 10 + k) for k in range(5)]
     expected, got, executor = both(pool, tiny, "single", [1], threshold=2, min_changes=4)
@@ -429,7 +437,7 @@ class Skewed(ProcessExecutor):
     """Measures every view in the main process as ten times as costly: views must move off it."""
 
     def _costs(self) -> dict[str, float]:
-        return {name: 10.0 if view.slot == 0 else 1.0 for name, view in self._views.items()}
+        return {name: 1e10 if view.slot == 0 else 1e9 for name, view in self._views.items()}
 
 
 def test_views_move_to_even_out_measured_costs(pool: WorkerPool) -> None:
