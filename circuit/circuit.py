@@ -758,8 +758,24 @@ class Circuit:
             self._executor.close()
 
     def explain(self, view: str) -> str:
-        """The view's plan as an indented tree of operators."""
-        return self._view(view).plan.describe()
+        """The view's plan as an indented tree of operators, and what state it shares."""
+        found = self._view(view)
+        lines = found.plan.describe().split("\n")
+        if found.primary is not None:
+            shared = f"defined as {found.primary.name}: takes its updates, runs nothing itself"
+        elif found.window_owner is not None:
+            shared = f"a window (its LIMIT/OFFSET) of {found.window_owner.name}'s ordered rows"
+        elif found.level_owner is not None:
+            shared = f"the rows, groups and aggregates of {found.level_owner.name}"
+        else:
+            shared = ""
+        if shared:
+            lines.insert(1, f"  shares state: {shared}")
+        lazy = found.lazy_tables()
+        if lazy:
+            tables = ", ".join(sorted(lazy))
+            lines.insert(1, f"  routed by shown groups: changes of {tables}")
+        return "\n".join(lines)
 
     def dependency_index(self) -> dict[str, list[str]]:
         """table -> the views that read it (registration order)."""

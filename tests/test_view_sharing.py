@@ -162,3 +162,21 @@ def test_a_sharing_view_has_its_own_metrics_and_no_operators() -> None:
 
 def _create(rid: str, x: int) -> Mutation:
     return Mutation("CREATE", "t", rid, {"x": x})
+
+
+def test_explain_says_what_a_view_shares_and_how_it_is_routed() -> None:
+    circuit = Circuit()
+    top = "SELECT * FROM t ORDER BY x DESC LIMIT {}"
+    circuit.register_view("a", top.format(10))
+    circuit.register_view("b", top.format(20))
+    circuit.register_view("c", top.format(10))
+    circuit.register_view("d", "SELECT k, COUNT(*) AS n FROM t GROUP BY k")
+    circuit.register_view("e", "SELECT k, COUNT(*) AS n FROM t GROUP BY k HAVING COUNT(*) > 1")
+    circuit.register_view(
+        "p", "SELECT *, (SELECT * FROM u WHERE k = $parent.k) AS us FROM t WHERE id = 't:1'"
+    )
+    assert "shares state" not in circuit.explain("a")
+    assert "a window (its LIMIT/OFFSET) of a's ordered rows" in circuit.explain("b")
+    assert "defined as a: takes its updates" in circuit.explain("c")
+    assert "the rows, groups and aggregates of d" in circuit.explain("e")
+    assert "routed by shown groups: changes of u" in circuit.explain("p")
