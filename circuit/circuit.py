@@ -22,7 +22,7 @@ from .operators import TableChanges
 from .sql.keys import hash_key
 from .sql.plan import ViewPlan, plan_view
 from .sql.values import json_equal
-from .tables import APPLIED, NOOP, Tables
+from .tables import Applied, Tables
 from .updates import (
     FLAT,
     FORMATS,
@@ -92,16 +92,14 @@ class Circuit:
         if self._views or (self._executor is not None and self._executor.view_names()):
             raise CircuitError("load() is for the initial state: call it before registering views")
         stats = BatchStats()
-        anomalies = stats.anomalies
-        for m in records:
+        entries = list(records)
+        for m in entries:
             if m.op not in DATA_OPS or m.table is None or m.id is None:
                 raise CircuitError(f"load() takes data entries, got {m.op}")
-            anomaly, outcome = self._tables.apply(m, self.strict)[:2]
-            stats.entries_received += 1
-            stats.entries_after_coalesce += outcome is APPLIED
-            stats.noop_updates += outcome is NOOP
-            if anomaly is not None:
-                anomalies[anomaly] = anomalies.get(anomaly, 0) + 1
+        applied, noops = self._tables.apply_many(entries, self.strict, stats.anomalies, {}, {})
+        stats.entries_received = len(entries)
+        stats.entries_after_coalesce = len(applied)
+        stats.noop_updates = noops
         return stats
 
     # views ---------------------------------------------------------------------
@@ -520,16 +518,17 @@ class Circuit:
         """
         versions_before: dict[str, int] = {}
         self._records_before.clear()
+        if not coalesce and len(entries) > 1:
+            return self._one_by_one(entries, stats, versions_before), versions_before
+        applied = self._applied(entries, stats, versions_before)
         if len(entries) == 1:
             # one entry is one round whether coalesced or not: no net-change pass
-            for m, old, new in self._applied(entries, stats, versions_before):
+            for m, old, new in applied:
                 stats.entries_after_coalesce = 1
                 return [{m.table: [(m.id, old, new)]}], versions_before  # type: ignore[dict-item, list-item]
             return [], versions_before
-        if not coalesce:
-            return self._one_by_one(entries, stats, versions_before), versions_before
         net: dict[str, list[Any]] = {}
-        for m, old, new in self._applied(entries, stats, versions_before):
+        for m, old, new in applied:
             change = net.get(m.id)  # type: ignore[arg-type]
             if change is None:
                 net[m.id] = [m.table, old, new]  # type: ignore[index]
@@ -547,32 +546,21 @@ class Circuit:
     def _one_by_one(
         self, entries: list[Mutation], stats: BatchStats, versions_before: dict[str, int]
     ) -> Iterator[TableChanges]:
-        for m, old, new in self._applied(entries, stats, versions_before):
-            stats.entries_after_coalesce += 1
-            yield {m.table: [(m.id, old, new)]}  # type: ignore[dict-item, list-item]
+        """Without coalescing, each entry is applied when the previous one has propagated."""
+        for entry in entries:
+            for m, old, new in self._applied([entry], stats, versions_before):
+                stats.entries_after_coalesce += 1
+                yield {m.table: [(m.id, old, new)]}  # type: ignore[dict-item, list-item]
 
     def _applied(
         self, entries: list[Mutation], stats: BatchStats, versions_before: dict[str, int]
-    ) -> Iterator[tuple[Mutation, dict[str, Any] | None, dict[str, Any] | None]]:
-        """Apply entries one at a time; yield those that changed a record, counting the rest."""
-        apply, strict = self._tables.apply, self.strict
-        records_before = self._records_before
-        anomalies = stats.anomalies
-        for m in entries:
-            if m.table is None or m.id is None:
-                raise CircuitError(f"a {m.op} entry needs a table and an id")
-            anomaly, outcome, old, old_version, new = apply(m, strict)
-            if anomaly is not None:
-                anomalies[anomaly] = anomalies.get(anomaly, 0) + 1
-            if outcome is not APPLIED:
-                if outcome is NOOP:
-                    stats.noop_updates += 1
-                continue
-            rid = m.id
-            if rid not in versions_before:
-                versions_before[rid] = old_version
-                records_before[rid] = (m.table, old)
-            yield m, old, new
+    ) -> list[Applied]:
+        """Apply entries; those that changed a record, counting the rest in ``stats``."""
+        applied, noops = self._tables.apply_many(
+            entries, self.strict, stats.anomalies, versions_before, self._records_before
+        )
+        stats.noop_updates += noops
+        return applied
 
     def _events(
         self, view: View, versions_before: dict[str, int], stats: BatchStats
