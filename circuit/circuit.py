@@ -30,7 +30,6 @@ from .updates import (
     BatchResult,
     MemberVersions,
     ViewUpdate,
-    result_hash,
 )
 from .view import Level, View
 
@@ -131,10 +130,10 @@ class Circuit:
         self._views[name] = view
         self._rebuild_dependents()
         self._seq += 1
-        members = view.sorted_members()
         if format == FLAT:
             view.metrics.updates_emitted += 1
-            return self._flat_update(view, members)
+            return self._flat_update(view)
+        members = view.sorted_members()
         if not members:
             return None
         versions = self._tables.versions
@@ -655,7 +654,7 @@ class Circuit:
             counted["deleted"] += n_deleted
             events["deleted"] += n_deleted
         if view.format == FLAT:
-            return self._flat_update(view, view.sorted_members())
+            return self._flat_update(view)
         versions = view.row_versions if view.synthetic else self._tables.versions
         records = []
         if n_created:
@@ -682,14 +681,15 @@ class Circuit:
         new = self._tables.get(table, rid)
         return old is not new and not json_equal(old, new)
 
-    def _flat_update(self, view: View, members: list[str]) -> ViewUpdate:
+    def _flat_update(self, view: View) -> ViewUpdate:
         """Every member with its version: O(members) by definition of the format."""
         versions = view.row_versions if view.synthetic else self._tables.versions
+        members, digest = view.flat_members()
         return ViewUpdate(
             view.name,
             self._seq,
             FLAT,
-            result_hash=result_hash(members),
+            result_hash=digest,
             result_data=MemberVersions(members, list(map(versions.__getitem__, members))),
         )
 

@@ -35,7 +35,7 @@ from .operators.window import GroupWindow, Visible, make_sort_key
 from .sql.keys import canonical_json, row_key_order
 from .sql.plan import EXPR, NESTED, STAR, STAR_OF, LevelPlan, SelectItem, ViewPlan, key_function
 from .tables import Tables
-from .updates import FLAT, ViewUpdate
+from .updates import FLAT, ViewUpdate, result_hash
 
 Clock = Callable[[], int]
 
@@ -307,6 +307,22 @@ class Level:
         raise AssertionError("nested item without a level")
 
 
+class MemberList(SortedList):  # type: ignore[misc]
+    """A flat view's member ids, kept sorted, counting the changes to its membership."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes = 0
+
+    def add(self, value: str) -> None:
+        self.changes += 1
+        super().add(value)
+
+    def remove(self, value: str) -> None:
+        self.changes += 1
+        super().remove(value)
+
+
 def plan_limit(plan: ViewPlan) -> int | None:
     """The LIMIT of a view's top-k: its aggregate's, or its top level's."""
     aggregate = plan.top.aggregate
@@ -357,6 +373,7 @@ class View:
         self.window_owner = window_owner
         self.window: int | None = None
         self.last_update: ViewUpdate | None = None
+        self._flat_cache: tuple[int, list[str], str] | None = None
         self.last_events = (0, 0, 0)
         self.top: Level
         self.member_refs: dict[str, int]
@@ -375,7 +392,7 @@ class View:
             self.member_refs = {}
             self.member_before = {}
             # a flat update lists every member in order: keep them sorted as they change
-            self.ordered_members = SortedList() if format == FLAT else None
+            self.ordered_members = MemberList() if format == FLAT else None
         aggregate = plan.top.aggregate
         self.aggregate_output: AggregateOutput | None = None
         if primary is not None:
@@ -642,6 +659,19 @@ class View:
             del refs[rid]
             if self.ordered_members is not None:
                 self.ordered_members.remove(rid)
+
+    def flat_members(self) -> tuple[list[str], str]:
+        """A flat view's members in order and their ``result_hash``, recomputed only when
+        membership changed since the last flat update (versions alone do not move them)."""
+        ordered = self.ordered_members
+        assert isinstance(ordered, MemberList)
+        cached = self._flat_cache
+        if cached is not None and cached[0] == ordered.changes:
+            return cached[1], cached[2]
+        members = list(ordered)
+        digest = result_hash(members)
+        self._flat_cache = (ordered.changes, members, digest)
+        return members, digest
 
     def sorted_members(self) -> list[str]:
         """Member ids in order: kept sorted as they change for a flat view, else sorted now."""
