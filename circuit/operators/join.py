@@ -10,7 +10,7 @@ lookups: every row touching a change is enumerated once in the old state
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..sql.keys import hash_key
@@ -205,56 +205,41 @@ Keyed = list[tuple[Any, Any, Any, Any, Any]]
 
 def _keyed(step: _JoinIndexes, delta: Delta, right_changes: Any) -> tuple[Keyed, Keyed]:
     """Each change of both sides with its join keys, computed once per step."""
-    left_key, right_key = step.left_key, step.right_key
-    lefts: Keyed = [
+    lefts = _with_keys(((key, old, new) for key, (old, new) in delta.items()), step.left_key)
+    return lefts, _with_keys(right_changes, step.right_key)
+
+
+def _with_keys(changes: Iterable[tuple[Any, Any, Any]], key_of: KeyFn) -> Keyed:
+    return [
         (
             key,
             old,
-            None if old is None else left_key(old),
+            None if old is None else key_of(old),
             new,
-            None if new is None else left_key(new),
+            None if new is None else key_of(new),
         )
-        for key, (old, new) in delta.items()
+        for key, old, new in changes
     ]
-    rights: Keyed = [
-        (
-            rid,
-            old_rec,
-            None if old_rec is None else right_key(old_rec),
-            new_rec,
-            None if new_rec is None else right_key(new_rec),
-        )
-        for rid, old_rec, new_rec in right_changes
-    ]
-    return lefts, rights
 
 
 def _integrate(step: _JoinIndexes, lefts: Keyed, rights: Keyed) -> None:
     """Apply a step's input changes to its two indexes."""
-    left, right = step.left, step.right
-    for key, _old, old_k, new, new_k in lefts:
+    _index(step.left, lefts)
+    _index(step.right, rights)
+
+
+def _index(index: dict[Any, dict[Any, Any]], changes: Keyed) -> None:
+    """Move each changed row (or record) between the buckets of its old and new key."""
+    for key, _old, old_k, new, new_k in changes:
         if old_k is not None:
-            lbucket = left.get(old_k)
-            if lbucket is not None:
-                lbucket.pop(key, None)
-                if not lbucket:
-                    del left[old_k]
-        if new_k is not None:
-            lbucket = left.get(new_k)
-            if lbucket is None:
-                left[new_k] = {key: new}
-            else:
-                lbucket[key] = new
-    for rid, _old_rec, old_k, new_rec, new_k in rights:
-        if old_k is not None:
-            bucket = right.get(old_k)
+            bucket = index.get(old_k)
             if bucket is not None:
-                bucket.pop(rid, None)
+                bucket.pop(key, None)
                 if not bucket:
-                    del right[old_k]
+                    del index[old_k]
         if new_k is not None:
-            bucket = right.get(new_k)
+            bucket = index.get(new_k)
             if bucket is None:
-                right[new_k] = {rid: new_rec}
+                index[new_k] = {key: new}
             else:
-                bucket[rid] = new_rec
+                bucket[key] = new
