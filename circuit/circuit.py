@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import CircuitError, SqlError
+from .level import Level
 from .metrics import EVENT_KINDS, BatchStats, CircuitMetrics, Clock, ViewMetrics
 from .mutations import DATA_OPS, FLUSH, REGISTER, UNREGISTER, Mutation
 from .operators import TableChanges
@@ -31,7 +32,7 @@ from .updates import (
     MemberVersions,
     ViewUpdate,
 )
-from .view import Level, View
+from .view import View
 
 if TYPE_CHECKING:
     from .executors import Executor
