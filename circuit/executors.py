@@ -3,7 +3,7 @@
 CPython threads do not run Python code in parallel, so views run in worker
 processes (:mod:`circuit.workers`) *and in the main process*. The main
 :class:`~circuit.circuit.Circuit` stays the *primary*: it applies every entry
-and counts what happened (anomalies, no-ops, coalescing), then hands the
+(anomalies, coalescing and versions are decided in one place), then hands the
 call's net changes to the executor attached to it, which decides where the
 views run. Views are placed on *slots*: slot 0 is the main process, slots 1...
 the workers (``--workers N`` is N slots, so N - 1 worker processes: the main
@@ -16,24 +16,9 @@ process would otherwise idle while the workers run a call).
 - *Gating.* A call that impacts fewer views than ``threshold`` or changes
   fewer than ``min_changes`` records is not worth a round trip: it runs in the
   main process only. Other calls go, as one orjson message each, to the
-  workers holding tables they change; the home replica runs its share
-  meanwhile; then the workers' updates are merged with its own in view
-  registration order, so the stream equals sequential execution byte for byte.
-- *Entries first.* Once the workers are built, a coalesced call (or a single
-  entry) is judged by its entries before the primary applies them (the tables
-  they name, their number: :meth:`ProcessExecutor.before_apply`, hooked into
-  ``Circuit._call``). A parallel-worthy one sends each involved worker the
-  entries of the tables it holds, *as they are*; the worker applies them to
-  its replica (``Circuit._apply``: the same forgiving rules, coalescing and
-  versions) while the primary applies them to its own tables and runs the home
-  views. Applying is deterministic per record and a worker holds every record
-  of its tables, so it reaches the primary's net changes and versions for
-  those tables; the counts (anomalies, no-ops, entries after coalescing) stay
-  the primary's, the worker answers with its views' updates, impacted counts
-  and events as for any call. So the primary's apply is off the workers'
-  critical path. Not in strict mode (an anomaly must stop the call before any
-  view runs anywhere) nor for several rounds: those calls, and gated ones, go
-  the way below, decided after applying, on the net changes.
+  workers whose tables changed; the home replica runs its share meanwhile;
+  then the workers' updates are merged with its own in view registration
+  order, so the stream equals sequential execution byte for byte.
 - *Lazy workers.* The workers hold nothing until parallel-worthy calls have
   run in the main process for as long as the workers' last build took (at
   once the first time). They are then *built*, after the call: the views are
@@ -62,8 +47,8 @@ process would otherwise idle while the workers run a call).
   the ski-rental rule: the waste stays within twice the best choice.
 - *Several rounds* (``--no-coalesce``): the primary applies each entry only
   when the previous round has run, so the home replica runs the whole call
-  first, recording the rounds, and the workers get them afterwards as net
-  changes: such calls are correct but not overlapped.
+  first, recording the rounds, and the workers get them afterwards: such calls
+  are correct but not overlapped.
 - *Counting.* Each view's work on a call is counted once, by the replica that
   ran it with updates; :meth:`ProcessExecutor.metrics` sums the replicas, so
   the report equals sequential execution except for timings.

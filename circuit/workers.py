@@ -1,18 +1,12 @@
 """Worker processes of the process executor: the transport and the worker loop.
 
 A worker holds a *replica* circuit: a :class:`~circuit.circuit.Circuit` with
-only the views placed on it and only the tables those views read. It counts
-nothing about the data: the primary (the main process) applies every entry
-and counts anomalies, no-ops and coalescing. A call reaches a worker in one of
-two forms. Mostly as *net changes*, ``(table, id, record or None, version)``
-per round, which the replica stores as they are
-(:meth:`Circuit.apply_changes`) and propagates with the primary's ``seq``.
-A parallel call the executor judged worth it before applying comes as its
-*entries* (of the worker's tables) instead, sent before the primary applies
-them: the replica applies them itself (``Circuit._apply``, coalesced), which,
-being deterministic per record on a replica holding every record of its
-tables, gives the primary's net changes and versions for those tables, while
-the primary is still applying its own.
+only the views placed on it and only the tables those views read. It never
+decides anything about the data: the primary (the main process) applies every
+entry, decides anomalies, coalescing and versions, and ships the *net changes*
+of each ingest call, ``(table, id, record or None, version)`` per round, which
+the replica stores as they are (:meth:`Circuit.apply_changes`) and propagates
+with the primary's ``seq``.
 
 Every call that changes a table a worker holds reaches that worker, in order.
 Calls the main process ran itself arrive as *catch-up* (no updates are built,
@@ -43,9 +37,6 @@ without touching the circuit or the executor's logic. Messages (``op``):
   views' counted ``time_ns`` so far (what placement by measured cost
   balances), ``busy_ns`` the time this message took, ``moved_ns`` the time
   spent building views ``moved`` here since the last answer;
-- ``entries`` ``{seq, line, entries: [[op, table, id, data, version], ...]}``:
-  one call's entries of the tables held here: apply them (coalesced), then
-  propagate as call ``seq``; answered as ``calls`` with ``emit``;
 - ``state`` and ``cache`` ``{names}``, ``rows``, ``members``, ``row_versions`` ``{name}``,
   ``metrics``: read the replica (answered);
 - ``shutdown``.
@@ -64,7 +55,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from multiprocessing.connection import Connection
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any, Protocol
 
 import orjson
 
@@ -79,22 +70,6 @@ Change = list[Any]
 Round = list[Change]
 Call = list[Any]
 """``[seq, line, rounds]``: one ingest call as the primary applied it."""
-
-
-class Entry(NamedTuple):
-    """A data entry as a worker receives it: the fields of a
-    :class:`~circuit.mutations.Mutation` that applying reads (``source`` and ``line``
-    only name a strict-mode error, which never happens on a worker). A tuple is built
-    five times faster than a frozen dataclass, on every entry of a parallel call."""
-
-    op: str
-    table: str
-    id: str
-    data: dict[str, Any] | None
-    version: int | None
-    source: str | None = None
-    line: int = 0
-
 
 GC_THRESHOLDS = (50_000, 50, 1_000)
 """Young collections rarely, as the main process does during a replay (``steady_gc``)."""
@@ -305,10 +280,10 @@ class Replica:
         applies them: per record, the same rules reach the same net changes and versions."""
         start = time.perf_counter_ns()
         self.seq, self.line = message["seq"], message["line"]
-        entries = [Entry(*row) for row in message["entries"]]
-        self.touched = {m.table for m in entries}
+        entries = [Mutation(*row) for row in message["entries"]]
+        self.touched = {m.table for m in entries if m.table is not None}
         circuit = self.circuit
-        rounds, versions_before = circuit._apply(cast(list[Mutation], entries), True, BatchStats())
+        rounds, versions_before = circuit._apply(entries, True, BatchStats())
         circuit.advance_seq(self.seq)
         stats = BatchStats()
         updates = circuit.propagate(rounds, versions_before, stats)
