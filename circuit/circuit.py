@@ -363,8 +363,6 @@ class Circuit:
         clock = self._clock
         start = self.call_started = clock()
         stats = BatchStats(entries_received=len(entries))
-        if self._executor is not None:
-            self._executor.before_apply(entries, coalesce)
         rounds, versions_before = self._apply(entries, coalesce, stats)
         self._seq += 1
         if self._executor is not None:

@@ -141,8 +141,6 @@ class Executor(Protocol):
 
     def view_names(self) -> list[str]: ...
 
-    def before_apply(self, entries: list[Mutation], coalesce: bool) -> None: ...
-
     def propagate(
         self,
         rounds: Iterable[TableChanges],
@@ -309,8 +307,6 @@ class ProcessExecutor:
         self._closed = False
         self._final_metrics: CircuitMetrics | None = None
         self._final_state: dict[str, dict[str, Any]] | None = None
-        self._early: list[Worker] | None = None  # the workers sent this call's entries
-        self._early_start = 0  # when they were sent
 
     # the circuit's hook -------------------------------------------------------------------
     def attach(self, circuit: Circuit) -> None:
@@ -413,45 +409,6 @@ class ProcessExecutor:
         if self._local is not None:
             self._local.unregister_view(name)
 
-    def before_apply(self, entries: list[Mutation], coalesce: bool) -> None:
-        """Send a parallel-worthy call's entries to the workers before the primary applies
-        them (see "Entries first"), so that their applying overlaps the primary's.
-
-        Decided from the entries alone (their tables and number), as for
-        ``--no-coalesce``. Not in strict mode (an anomaly must stop the call
-        before any view runs) nor without coalescing (several rounds).
-        """
-        if self._early is not None:  # the last call failed in the primary after sending
-            for worker in self._early:
-                worker.failed = True  # its replica applied a call the primary did not finish
-            self._early = None
-        if not self._built or self._closed or self.circuit.strict:
-            return
-        if not coalesce and len(entries) > 1:
-            return
-        tables: dict[str, None] = {}
-        for m in entries:
-            if m.table is None or m.id is None:
-                return  # the primary refuses it: nothing must have been sent
-            tables[m.table] = None
-        if self._gated([tables], len(entries)):
-            return
-        involved = [w for w in self.workers if not w.tables.isdisjoint(tables)]
-        if not involved:
-            return
-        last = entries[-1]
-        self._source, self._line = last.source, last.line
-        seq = self.circuit.seq + 1
-        head = b'{"op":"entries","seq":%d,"line":%d,"entries":' % (seq, last.line)
-        for worker in involved:
-            held = worker.tables
-            data = orjson.dumps(
-                [[m.op, m.table, m.id, m.data, m.version] for m in entries if m.table in held]
-            )
-            self._send(worker, head + data + b"}", answered=True)
-        self._early = involved
-        self._early_start = self.circuit._clock()
-
     def propagate(
         self,
         rounds: Iterable[TableChanges],
@@ -460,10 +417,6 @@ class ProcessExecutor:
         entries: list[Mutation],
     ) -> list[ViewUpdate]:
         """Run one applied call where it pays; its updates in registration order."""
-        involved = self._early
-        if involved is not None:  # the workers have the entries: they run the call
-            self._early = None
-            return self._run_early(involved, rounds, versions_before, stats)  # type: ignore[arg-type]
         if stats.entries_after_coalesce < self._fast_below and rounds.__class__ is list:
             # a tiny call while every view is home: as sequentially
             self.calls["main"] += 1
@@ -715,58 +668,15 @@ class ProcessExecutor:
             for worker in involved:
                 worker.outbox.append(data)
                 self._flush(worker, emit=True)
-        self._log_local(seq, line, call)
-        clock = self.circuit._clock
-        start = clock()  # the workers have the call from here on
-        if home is None:
-            home = self._run_home(rounds, versions_before, stats)
-        return self._gather(involved, start, clock() - start, stats, touched, home)
-
-    def _run_early(
-        self,
-        involved: list[Worker],
-        rounds: list[TableChanges],
-        versions_before: dict[str, int],
-        stats: BatchStats,
-    ) -> list[ViewUpdate]:
-        """A call whose entries the workers got before the primary applied them: the home
-        views run meanwhile, then the answers are merged."""
-        circuit = self.circuit
-        seq = circuit.seq
-        self.calls["workers"] += 1
-        self._worker_backlog = 0
-        touched: set[str] = set()
-        for by_table in rounds:
-            touched.update(by_table)
-        if self._local is not None:  # it catches up on net changes, as for any other call
-            self._log_local(seq, self._line, [_encode_round(r, circuit.version) for r in rounds])
-        clock = circuit._clock
-        start = clock()
-        home = self._run_home(rounds, versions_before, stats)
-        updates = self._gather(involved, self._early_start, clock() - start, stats, touched, home)
-        self._rebalance(seq)
-        return updates
-
-    def _log_local(self, seq: int, line: int, call: list[Round]) -> None:
-        """A call the workers ran: the local replica (when there is one) replays it later."""
         if self._local is not None:
             self._backlog.append((seq, line, call))
             if len(self._backlog) > self.backlog_limit:
                 self._drop_local()
-
-    def _gather(
-        self,
-        involved: list[Worker],
-        start: int,
-        home_ns: int,
-        stats: BatchStats,
-        touched: set[str],
-        home: list[ViewUpdate],
-    ) -> list[ViewUpdate]:
-        """Merge the workers' answers (they had the call from ``start`` on) with the home
-        views' updates (which took ``home_ns``); measure what each slot spent."""
         clock = self.circuit._clock
-        busy = [home_ns]  # the time each slot's views took in this call
+        start = clock()  # the workers have the call from here on
+        if home is None:
+            home = self._run_home(rounds, versions_before, stats)
+        busy = [clock() - start]  # the time each slot's views took in this call
         costs = self._worker_costs
         found: list[dict[str, Any]] = []
         impacted = 0

@@ -61,7 +61,6 @@ import orjson
 
 from .circuit import Circuit
 from .metrics import BatchStats, ViewMetrics
-from .mutations import Mutation
 from .operators import TableChanges
 from .view import View
 
@@ -182,8 +181,6 @@ class Replica:
         circuit = self.circuit
         if op == "calls":
             return self._calls(message["calls"], message["emit"])
-        if op == "entries":
-            return self._entries(message)
         if op == "register":
             return self._register(message)
         if op == "unregister":
@@ -273,24 +270,6 @@ class Replica:
         if last is None:
             return None
         stats, updates = self._run(last, emit=True)
-        return self._answer(start, stats, updates)
-
-    def _entries(self, message: dict[str, Any]) -> dict[str, Any]:
-        """A call's entries (of the tables held here), applied and coalesced as the primary
-        applies them: per record, the same rules reach the same net changes and versions."""
-        start = time.perf_counter_ns()
-        self.seq, self.line = message["seq"], message["line"]
-        entries = [Mutation(*row) for row in message["entries"]]
-        self.touched = {m.table for m in entries if m.table is not None}
-        circuit = self.circuit
-        rounds, versions_before = circuit._apply(entries, True, BatchStats())
-        circuit.advance_seq(self.seq)
-        stats = BatchStats()
-        updates = circuit.propagate(rounds, versions_before, stats)
-        return self._answer(start, stats, updates)
-
-    def _answer(self, start: int, stats: BatchStats, updates: list[Any]) -> dict[str, Any]:
-        """The answer to the call run for real (the message began at ``start``)."""
         moved, self.moved_ns = self.moved_ns, 0
         return {
             "busy_ns": time.perf_counter_ns() - start,
