@@ -8,9 +8,12 @@ first combination (every axis at its first value) is the baseline the others
 are compared with.
 
 Runs are interleaved: repetition 1 runs every combination once, in order, then
-repetition 2, and so on (:func:`schedule`). A machine whose speed drifts
-(thermal throttling, a noisy neighbour on a CI runner) then slows every
-combination alike instead of whichever happened to run last.
+repetition 2 in the reverse order, and so on (:func:`schedule`). A machine
+whose speed drifts (thermal throttling, a noisy neighbour on a CI runner) then
+slows every combination alike instead of whichever happened to run last, and
+no combination always runs in the same place after the same other one (what
+a run leaves behind, such as a grown heap or warm caches, could otherwise
+favour one combination in every repetition).
 
 Per combination the median and the spread of throughput and latency
 percentiles are kept over the repetitions, and each combination gets a
@@ -180,8 +183,10 @@ def _text(value: Any) -> str:
 
 
 def schedule(combinations: int, repeat: int) -> list[tuple[int, int]]:
-    """``(repetition, combination)`` pairs in run order: round-robin, one round per repetition."""
-    return [(r, c) for r in range(repeat) for c in range(combinations)]
+    """``(repetition, combination)`` pairs in run order: one round per repetition, every
+    other round reversed."""
+    forward = list(range(combinations))
+    return [(r, c) for r in range(repeat) for c in (forward if r % 2 == 0 else forward[::-1])]
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +293,7 @@ class Bench:
         """The report's ``bench`` section."""
         return {
             "repeat": self.repeat,
-            "order": "interleaved: every combination once per repetition, in matrix order",
+            "order": "interleaved: every combination once per repetition, every other one reversed",
             "matrix": {axis.key: list(axis.values) for axis in self.axes},
             "baseline": self.baseline.combination.label,
             "capacity": self._capacity_json(),

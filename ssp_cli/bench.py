@@ -70,8 +70,9 @@ def bench_command(
 ) -> None:
     """Replay the log under every combination of the --matrix values and compare them.
 
-    Runs are interleaved (each repetition runs every combination once), so
-    drift in the machine's speed hits all combinations alike. The table shows
+    Runs are interleaved (each repetition runs every combination once, every
+    other repetition in reverse order), so drift in the machine's speed and
+    what one run leaves to the next hit all combinations alike. The table shows
     the median throughput and its spread, latency percentiles per ingest
     call, and ratios against the first combination; a verdict line judges
     each combination against it. The report is the first combination's median

@@ -91,8 +91,9 @@ def test_invalid_combinations_are_matrix_errors() -> None:
         expand(ReplayOptions(), parse_matrix(["batch_size=0,10"]))
 
 
-def test_schedule_is_round_robin_per_repetition() -> None:
-    assert schedule(3, 2) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+def test_schedule_is_round_robin_per_repetition_every_other_one_reversed() -> None:
+    assert schedule(3, 2) == [(0, 0), (0, 1), (0, 2), (1, 2), (1, 1), (1, 0)]
+    assert schedule(2, 3) == [(0, 0), (0, 1), (1, 1), (1, 0), (2, 0), (2, 1)]
 
 
 def test_runs_are_interleaved_and_summarised() -> None:
@@ -107,7 +108,7 @@ def test_runs_are_interleaved_and_summarised() -> None:
         return make_run(entries_per_s=rate, p99=1e6 / rate)
 
     bench = run_bench(combos, 3, runner)
-    assert calls == [10, 20, 10, 20, 10, 20]
+    assert calls == [10, 20, 20, 10, 10, 20]  # every other repetition reversed
     base, other = bench.results
     assert base.summary("entries_per_s").median == 1000.0
     assert other.summary("entries_per_s").spread_percent == pytest.approx(10.0)
