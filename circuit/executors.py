@@ -625,11 +625,12 @@ class ProcessExecutor:
         updates = home + local.propagate(table_rounds, local_before, theirs)
         _add_stats(stats, theirs.views_impacted, theirs.events)
         _finish_stats(stats, touched, updates, self._views)
+        # queued even when the workers are dropped now: they catch up on it before
+        # reporting the subquery cache counts their views come home with
+        self._queue(seq, line, call, touched)
         self._worker_backlog += 1
         if self._worker_backlog > self.worker_backlog_limit:
             self._drop_workers()
-        else:
-            self._queue(seq, line, call, touched)
         return updates
 
     def _catch_up(self, local: Circuit) -> None:

@@ -233,6 +233,29 @@ def test_processes_equal_sequential(
     assert got[3] == expected[3]  # strict mode stops at the same anomaly
 
 
+def test_dropped_workers_catch_up_on_the_call_that_dropped_them(pool: WorkerPool) -> None:
+    # found by the property with many examples: the gated call that dropped the workers was
+    # not queued to them, so the nested view came home with one subquery cache miss too few
+    log = [entry("CREATE", "item", 0, 0)] * 5 + [
+        entry("CREATE", "owner", 0, 0),
+        entry("CREATE", "owner", 1, 0),
+    ]
+    expected, got, executor = both(
+        pool,
+        log,
+        "single",
+        [1],
+        threshold=4,
+        min_changes=0,
+        backlog_limit=0,
+        worker_backlog_limit=0,
+        rebalance_gain=0.0,
+        coalesce=False,
+    )
+    assert executor.worker_drops == 1
+    assert got == expected
+
+
 def busy_log(calls: int) -> list[Mutation]:
     """``calls`` batches of 8 entries, each touching both tables (every view impacted)."""
     log = []
