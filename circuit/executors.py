@@ -458,7 +458,16 @@ class ProcessExecutor:
         home: list[ViewUpdate] | None = None
         if several:  # the home replica runs first, recording each round as it is applied
             recorded = _recorded(rounds, call, touched, version)
-            home = self._run_home(recorded, versions_before, stats)
+            try:
+                home = self._run_home(recorded, versions_before, stats)
+            except CircuitError:
+                # an entry stopped the call (--strict): the rounds before it reached every
+                # view sequentially, so the other replicas get them too before the error
+                if call:
+                    self._queue(seq, line, call, touched)
+                    if self._local is not None:
+                        self._backlog.append((seq, line, call))
+                raise
         else:
             for by_table in rounds:
                 touched.update(by_table)
