@@ -418,16 +418,9 @@ class ProcessExecutor:
     ) -> list[ViewUpdate]:
         """Run one applied call where it pays; its updates in registration order."""
         if stats.entries_after_coalesce < self._fast_below and rounds.__class__ is list:
-            # a tiny call while every view is home: as sequentially (_run_home, inlined)
+            # a tiny call while every view is home: as sequentially
             self.calls["main"] += 1
-            replica = self._home
-            assert replica is not None and self._circuit is not None
-            replica._seq = self._circuit._seq
-            updates = replica.propagate(rounds, versions_before, stats)
-            if not self._home_ordered and len(updates) > 1:
-                order = self._views
-                updates.sort(key=lambda u: order[u.view].order)
-            return updates
+            return self._run_home(rounds, versions_before, stats)
         self._check_open()
         if entries:
             self._source, self._line = entries[-1].source, entries[-1].line
