@@ -77,6 +77,7 @@ class Circuit:
         self._seq = 0
         self._registered = 0
         self.last_stats = BatchStats()
+        self._completed: list[BatchResult] = []  # submitted calls done, not yet collected
         self._executor = executor
         if executor is not None:
             executor.attach(self)
@@ -295,6 +296,7 @@ class Circuit:
         if m.op not in DATA_OPS:
             return self._control(m).updates
         result = self._call([m], coalesce=True)
+        assert result is not None
         return result.updates
 
     def ingest_batch(self, ms: Iterable[Mutation]) -> BatchResult:
@@ -310,11 +312,83 @@ class Circuit:
                 chunk.append(m)
                 continue
             if chunk:
-                _merge(result, self._call(chunk, coalesce=self.coalesce))
+                _merge(result, self._sync_call(chunk))
                 chunk = []
             _merge(result, self._control(m))
         if chunk:
-            _merge(result, self._call(chunk, coalesce=self.coalesce))
+            _merge(result, self._sync_call(chunk))
+        return result
+
+    # pipelined ingestion ------------------------------------------------------------
+    def submit_batch(self, ms: Iterable[Mutation]) -> list[BatchResult]:
+        """:meth:`ingest_batch`, pipelined: the call may still be running when this returns.
+
+        With an executor that runs views on other processes, a call sent to
+        them stays *in flight*: the main process goes on with the next call
+        (applying its entries and running its own views) while they work, and
+        the call completes during that next call. Returns the results of the
+        calls (and control entries) completed since the last
+        :meth:`submit_batch`, :meth:`submit_flush` or :meth:`collect`, oldest
+        first, one per call: exactly what :meth:`ingest_batch` would have
+        returned call by call. A result's ``duration_ns`` runs from the start
+        of its call to its completion. Without such an executor every call
+        completes at once. Calls not submitted (``ingest_*``, :meth:`flush`)
+        return their own results as always; whatever else they complete waits
+        here for :meth:`collect`.
+        """
+        chunk: list[Mutation] = []
+        for m in ms:
+            if m.op in DATA_OPS:
+                chunk.append(m)
+                continue
+            if chunk:
+                self._submit(chunk)
+                chunk = []
+            result = self._control(m)
+            self._take_completed()
+            self._completed.append(result)
+        if chunk:
+            self._submit(chunk)
+        return self._collected()
+
+    def submit_flush(self) -> list[BatchResult]:
+        """:meth:`flush`, pipelined as :meth:`submit_batch` is."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self._submit(pending)
+        return self._collected()
+
+    def collect(self) -> list[BatchResult]:
+        """Complete the call in flight; every result not yet returned, oldest first."""
+        if self._executor is not None:
+            self._executor.settle()
+        return self._collected()
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether a submitted call has not completed yet."""
+        return self._executor is not None and self._executor.in_flight
+
+    def _submit(self, entries: list[Mutation]) -> None:
+        result = self._call(entries, coalesce=self.coalesce, pipelined=True)
+        if result is not None:
+            self._completed.append(result)
+
+    def _take_completed(self) -> None:
+        """Move the results the executor completed (earlier calls) to the queue."""
+        executor = self._executor
+        if executor is not None and executor.completed:
+            self._completed.extend(executor.completed)
+            executor.completed.clear()
+
+    def _collected(self) -> list[BatchResult]:
+        self._take_completed()
+        results, self._completed = self._completed, []
+        return results
+
+    def _sync_call(self, entries: list[Mutation]) -> BatchResult:
+        result = self._call(entries, coalesce=self.coalesce)
+        assert result is not None
         return result
 
     def ingest_deferred(self, ms: Iterable[Mutation]) -> BatchResult | None:
@@ -334,7 +408,7 @@ class Circuit:
         if not self._pending:
             return BatchResult()
         pending, self._pending = self._pending, []
-        return self._call(pending, coalesce=self.coalesce)
+        return self._sync_call(pending)
 
     @property
     def pending(self) -> int:
@@ -358,15 +432,27 @@ class Circuit:
             raise CircuitError(f"unknown op {m.op!r}")
         return result
 
-    def _call(self, entries: list[Mutation], coalesce: bool) -> BatchResult:
-        """One ingest call: apply, propagate, emit."""
+    def _call(
+        self, entries: list[Mutation], coalesce: bool, pipelined: bool = False
+    ) -> BatchResult | None:
+        """One ingest call: apply, propagate, emit (``None``: the call is in flight).
+
+        Results of earlier calls that complete meanwhile are queued for
+        :meth:`collect`; they come before this call's.
+        """
         clock = self._clock
         start = self.call_started = clock()
         stats = BatchStats(entries_received=len(entries))
         rounds, versions_before = self._apply(entries, coalesce, stats)
         self._seq += 1
-        if self._executor is not None:
-            updates = self._executor.propagate(rounds, versions_before, stats, entries)
+        executor = self._executor
+        if executor is not None:
+            updates = executor.propagate(
+                rounds, versions_before, stats, entries, pipelined=pipelined
+            )
+            self._take_completed()
+            if updates is None:
+                return None
         else:
             updates = self.propagate(rounds, versions_before, stats)
         stats.duration_ns = clock() - start

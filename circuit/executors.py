@@ -75,7 +75,7 @@ from .metrics import BatchStats, CircuitMetrics, Samples, ViewMetrics
 from .mutations import Mutation
 from .operators import TableChanges
 from .sql.plan import LevelPlan, plan_view
-from .updates import ViewUpdate
+from .updates import BatchResult, ViewUpdate
 from .workers import (
     POLL_S,
     PipeTransport,
@@ -141,13 +141,29 @@ class Executor(Protocol):
 
     def view_names(self) -> list[str]: ...
 
+    completed: list[BatchResult]
+    """Calls kept in flight that have completed since the circuit last took them."""
+
     def propagate(
         self,
         rounds: Iterable[TableChanges],
         versions_before: dict[str, int],
         stats: BatchStats,
         entries: list[Mutation],
-    ) -> list[ViewUpdate]: ...
+        *,
+        pipelined: bool = False,
+    ) -> list[ViewUpdate] | None:
+        """The call's updates, or ``None`` when ``pipelined`` let it stay in flight."""
+        ...
+
+    def settle(self) -> None:
+        """Complete the call in flight (its result goes to ``completed``)."""
+        ...
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether a call is in flight."""
+        ...
 
     def rows(self, name: str) -> list[dict[str, Any]]: ...
 
@@ -239,6 +255,19 @@ class _View:
     slot: int = HOME  # where it runs: HOME (the main process) or a worker's index
 
 
+@dataclass(slots=True)
+class _Flight:
+    """A parallel call whose workers have not answered yet (see "Pipelining")."""
+
+    stats: BatchStats
+    touched: set[str]
+    home: list[ViewUpdate]
+    involved: list[Worker]
+    started: int  # the clock at the start of the call (its latency counts from here)
+    main_ns: int  # the main process's own time on the call so far
+    home_ns: int  # of which its home views
+
+
 class ProcessExecutor:
     """Runs a circuit's views on the main process and a :class:`WorkerPool` (see the
     module docstring).
@@ -307,6 +336,8 @@ class ProcessExecutor:
         self._closed = False
         self._final_metrics: CircuitMetrics | None = None
         self._final_state: dict[str, dict[str, Any]] | None = None
+        self._flight: _Flight | None = None  # the parallel call in flight (see "Pipelining")
+        self.completed: list[BatchResult] = []
 
     # the circuit's hook -------------------------------------------------------------------
     def attach(self, circuit: Circuit) -> None:
@@ -361,6 +392,7 @@ class ProcessExecutor:
         there is one (the worker builds its copy meanwhile), else from the worker.
         """
         self._check_open()
+        self._settle()  # the call in flight ran with the views of before
         circuit = self.circuit
         plan = plan_view(name, sql, params, path=path, dialect=circuit.dialect)
         if name in self._views:
@@ -398,6 +430,7 @@ class ProcessExecutor:
 
     def unregister_view(self, name: str) -> None:
         self._check_open()
+        self._settle()
         view = self._views.pop(name, None)
         if view is None:
             raise CircuitError(f"no view named {name!r}")
@@ -415,8 +448,17 @@ class ProcessExecutor:
         versions_before: dict[str, int],
         stats: BatchStats,
         entries: list[Mutation],
-    ) -> list[ViewUpdate]:
-        """Run one applied call where it pays; its updates in registration order."""
+        *,
+        pipelined: bool = False,
+    ) -> list[ViewUpdate] | None:
+        """Run one applied call where it pays; its updates in registration order.
+
+        With ``pipelined`` a call sent to the workers stays in flight: ``None``
+        is returned, and the call completes (into :attr:`completed`) during
+        the next call, once the home views of that one have run, or at
+        :meth:`settle`. Every other path settles first, so results complete
+        in call order.
+        """
         if stats.entries_after_coalesce < self._fast_below and rounds.__class__ is list:
             # a tiny call while every view is home: as sequentially
             self.calls["main"] += 1
@@ -429,6 +471,7 @@ class ProcessExecutor:
         clock = circuit._clock
         several = not isinstance(rounds, list)  # --no-coalesce: applied as they are consumed
         if not self._built:
+            self._settle()
             if several:  # decided before applying, on what the entries may change
                 gated = self._gated([{m.table: () for m in entries if m.table}], len(entries))
             else:
@@ -444,6 +487,7 @@ class ProcessExecutor:
                 self._build_workers(seq)
             return updates
         if not several and not rounds:
+            self._settle()
             stats.tables_touched = stats.views_impacted = stats.views_updated = 0
             return []
         call: list[Round] = []
@@ -466,6 +510,7 @@ class ProcessExecutor:
                 touched.update(by_table)
                 call.append(_encode_round(by_table, version))
         if self._gated([dict.fromkeys(touched)], stats.entries_after_coalesce):
+            self._settle()
             if self._local is None and self._missed_ns >= self._build_ns:
                 self._rebuild_local(_before_call(circuit, versions_before))
             local = self._local
@@ -474,14 +519,25 @@ class ProcessExecutor:
                     local, seq, line, call, touched, stats, rounds, versions_before, home
                 )
             start = clock()  # no local replica: the workers run the call
-            updates = self._run_parallel(
-                seq, line, call, touched, stats, rounds, versions_before, home
-            )
+            self._send_call(seq, line, call, touched, stats, rounds, versions_before, home)
+            self._settle()
             self._missed_ns += clock() - start
-            return updates
-        updates = self._run_parallel(seq, line, call, touched, stats, rounds, versions_before, home)
+            return self._take_own(stats)
+        self._send_call(seq, line, call, touched, stats, rounds, versions_before, home)
+        if not pipelined:
+            self._settle()
+            self._rebalance(seq)
+            return self._take_own(stats)
         self._rebalance(seq)
-        return updates
+        return None
+
+    def settle(self) -> None:
+        """Complete the call in flight, if any: its result goes to :attr:`completed`."""
+        self._settle()
+
+    @property
+    def in_flight(self) -> bool:
+        return self._flight is not None
 
     def _gated(self, rounds: Sequence[Mapping[str, Any]], changed: int) -> bool:
         """Whether a call is too small to be worth the workers (``--parallel-threshold``).
@@ -513,6 +569,10 @@ class ProcessExecutor:
         """
         if self._final_metrics is not None:
             return self._final_metrics
+        if best_effort:
+            self._flight = None  # given up on: its answers are skipped
+        else:
+            self._settle()
         home = metrics_message(self.home)
         sources: list[dict[str, Any]] = [
             {"views": self._retired_views, "operators": [], "retired": True},
@@ -658,7 +718,7 @@ class ProcessExecutor:
             if len(worker.outbox) >= OUTBOX_LIMIT:
                 self._flush(worker)
 
-    def _run_parallel(
+    def _send_call(
         self,
         seq: int,
         line: int,
@@ -668,8 +728,10 @@ class ProcessExecutor:
         rounds: Iterable[TableChanges],
         versions_before: dict[str, int],
         home: list[ViewUpdate] | None,
-    ) -> list[ViewUpdate]:
-        """Send the call to the workers, run the home views meanwhile, merge the answers."""
+    ) -> None:
+        """Send the call to the workers and run the home views meanwhile; then complete
+        the call that was in flight (whose answers came while these views ran) and
+        leave this one in flight."""
         self.calls["workers"] += 1
         self._worker_backlog = 0
         involved = [w for w in self.workers if not w.tables.isdisjoint(touched)]
@@ -686,7 +748,20 @@ class ProcessExecutor:
         start = clock()  # the workers have the call from here on
         if home is None:
             home = self._run_home(rounds, versions_before, stats)
-        busy = [clock() - start]  # the time each slot's views took in this call
+        now = clock()
+        started = self.circuit.call_started
+        flight = _Flight(stats, touched, home, involved, started, now - started, now - start)
+        self._settle()
+        self._flight = flight
+
+    def _settle(self) -> None:
+        """Merge the answers of the call in flight with its home updates (see "Pipelining")."""
+        flight = self._flight
+        if flight is None:
+            return
+        self._flight = None
+        clock = self.circuit._clock
+        start = clock()
         costs = self._worker_costs
         found: list[dict[str, Any]] = []
         impacted = 0
@@ -694,14 +769,12 @@ class ProcessExecutor:
         overhead = self._overhead_ns
         if len(overhead) != self.slots:
             overhead[:] = [0] * self.slots
+        busy = [0]  # the time each slot spent on this call
         waited = 0
-        for worker in involved:
+        for worker in flight.involved:
             wait_start = clock()
-            reply = self._recv(worker)
-            arrived = clock()
-            waited += arrived - wait_start
-            if arrived > wait_start:  # it was still at work: all of its time is on this call
-                reply["busy_ns"] = max(reply["busy_ns"], arrived - start)
+            reply = self._reply(worker)
+            waited += clock() - wait_start
             self._moves_ns += reply["moved_ns"]
             found.extend(reply["updates"])
             impacted += reply["impacted"]
@@ -713,14 +786,25 @@ class ProcessExecutor:
                 costs[worker.index, name] = spent
             overhead[worker.index] += max(0, reply["busy_ns"] - spent_now)
             busy.append(reply["busy_ns"])
+        stats = flight.stats
         _add_stats(stats, impacted, events)
+        home = flight.home
         updates = home + [_update(u) for u in found] if found else home
-        _finish_stats(stats, touched, updates, self._views)
-        main_busy = clock() - self.circuit.call_started - waited
-        overhead[HOME] += max(0, main_busy - busy[0])
-        busy[0] = main_busy
+        _finish_stats(stats, flight.touched, updates, self._views)
+        end = clock()
+        main_ns = flight.main_ns + (end - start) - waited
+        overhead[HOME] += max(0, main_ns - flight.home_ns)
+        busy[0] = main_ns
         self._imbalance_ns += max(busy) - sum(busy) // self.slots
-        return updates
+        stats.duration_ns = end - flight.started
+        self.completed.append(BatchResult(updates, stats))
+
+    def _take_own(self, stats: BatchStats) -> list[ViewUpdate]:
+        """The updates of the call just settled (the last completed), taken back from
+        :attr:`completed`: a call that was not pipelined returns them itself."""
+        result = self.completed.pop()
+        assert result.stats is stats
+        return result.updates
 
     # the local replica ----------------------------------------------------------------------
     def _new_local(self, before: dict[str, list[Any]]) -> Circuit:
@@ -993,6 +1077,7 @@ class ProcessExecutor:
         if self._final_state is not None:
             return self._final_state[name][what]
         self._check_open()
+        self._settle()
         slot = self._views[name].slot
         replica = self.home if slot == HOME else self._local
         if replica is not None and (slot == HOME or not self._backlog):
@@ -1111,19 +1196,29 @@ class ProcessExecutor:
         worker.unanswered += answered
 
     def _recv(self, worker: Worker, timeout: float | None = None) -> dict[str, Any]:
+        """The answer to the last answered message sent to ``worker`` (earlier answers,
+        of calls given up on after an error, are skipped). The call in flight is
+        completed first: its answers come before any other."""
+        if self._flight is not None:
+            self._settle()
+        while True:
+            reply = self._reply(worker, timeout)
+            if worker.unanswered <= 0:
+                worker.unanswered = 0
+                return reply
+
+    def _reply(self, worker: Worker, timeout: float | None = None) -> dict[str, Any]:
+        """The worker's next answer; a failure it reports is raised."""
         try:
-            while True:
-                reply: dict[str, Any] = orjson.loads(worker.transport.recv(timeout))
-                if "error" in reply:
-                    worker.failed = True
-                    raise self._worker_error(worker, reply)
-                worker.unanswered -= 1
-                if worker.unanswered <= 0:
-                    worker.unanswered = 0
-                    return reply
+            reply: dict[str, Any] = orjson.loads(worker.transport.recv(timeout))
         except TransportClosed:
             worker.failed = True
             raise self._died(worker) from None
+        if "error" in reply:
+            worker.failed = True
+            raise self._worker_error(worker, reply)
+        worker.unanswered -= 1
+        return reply
 
     def _ask(self, worker: Worker, message: dict[str, Any]) -> dict[str, Any]:
         self._send(worker, orjson.dumps(message), answered=True)

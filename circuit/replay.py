@@ -18,6 +18,14 @@ so a view registered in the log sees exactly the entries before it.
 Per ingest call only its :class:`~circuit.metrics.BatchStats` is summed and its
 duration kept as an 8-byte latency sample: memory does not grow with the log.
 
+With the process executor, batch and deferred calls are *pipelined*
+(:meth:`Circuit.submit_batch`): the main process applies the next call while
+the workers finish the last one, and results are recorded in call order as
+they complete (always before a control entry, and at the end). A call's
+latency then runs from its start to its completion, and the ingest time is
+the time the driver spent in the circuit's ingest methods (the calls overlap,
+so their latencies do not add up to it).
+
 A run that stops early still yields its :class:`Run`: :class:`RunFailed`
 (a :class:`~circuit.errors.ReplayError` whose ``cause`` is the original error)
 and :class:`ReplayInterrupted` (a ``KeyboardInterrupt``) carry it, so the CLI
@@ -32,7 +40,7 @@ import platform
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -244,6 +252,9 @@ class Replayer:
         }[options.mode]
         self.stats = BatchStats()
         self.latency = Samples()
+        # calls overlap (see the module docstring): the ingest time is then timed apart
+        self._pipelined = self.executor is not None and options.mode != "single"
+        self.ingest_ns = 0
         self.entries = 0
         self.line = 0
         self.read_ns = 0
@@ -290,12 +301,15 @@ class Replayer:
                 self.executor.finish()  # keeps final state and metrics, stops the workers
         except CircuitError as err:
             failure, stop_reason = err, "error"
+            self._salvage()
         except OSError as err:
             where = str(err.filename) if err.filename is not None else self.log_path
             failure = ReplayError(err.strerror or str(err), location=where)
             stop_reason = "error"
+            self._salvage()
         except KeyboardInterrupt:
             stop_reason = "interrupted"
+            self._salvage()
         finally:
             if opened is not None:
                 opened.close()
@@ -306,6 +320,14 @@ class Replayer:
         if stop_reason == "interrupted":
             raise ReplayInterrupted(run)
         return run
+
+    def _salvage(self) -> None:
+        """After a failure: the calls before it that were still in flight complete and
+        are recorded, as sequential execution would have; if they cannot, they are lost."""
+        if not self._pipelined:
+            return
+        with suppress(CircuitError, KeyboardInterrupt):
+            self._collect()
 
     def _stop_executor(self) -> None:
         """After a failure or Ctrl-C: keep what the live workers counted, stop them all."""
@@ -353,10 +375,14 @@ class Replayer:
                 handle(m)
         if self._read_error is not None:
             self._propagate()
+            if self._pipelined:
+                self._collect()
             raise self._read_error
         if self.options.max_entries is not None and self._read_count >= self.options.max_entries:
             stop_reason = "max_entries"
         self._propagate()
+        if self._pipelined:
+            self._collect()
         return stop_reason
 
     def _chunks(self, log: Iterable[Mutation]) -> Iterator[list[Mutation]]:
@@ -421,7 +447,14 @@ class Replayer:
         if m.op not in DATA_OPS:
             self._control(m)
             return
-        result = self.circuit.ingest_deferred((m,))
+        if self._pipelined:
+            start = self.clock()
+            result = self.circuit.ingest_deferred((m,))
+            self.ingest_ns += self.clock() - start
+            if result is not None:  # the pending limit flushed: calls before it come first
+                self._collect()
+        else:
+            result = self.circuit.ingest_deferred((m,))
         self._queued += 1
         if result is not None:
             self._queued = 0
@@ -433,6 +466,8 @@ class Replayer:
     def _control(self, m: Mutation) -> None:
         """FLUSH, REGISTER, UNREGISTER: each first propagates what is pending."""
         self._propagate()
+        if self._pipelined:
+            self._collect()
         if m.op == REGISTER:
             assert m.view is not None and m.sql is not None
             where = f"{m.source or self.log_path}:{m.line}" if m.line else None
@@ -469,12 +504,31 @@ class Replayer:
     def _ingest_pending(self) -> None:
         if self._pending:
             batch, self._pending = self._pending, []
-            self._record_result(self.circuit.ingest_batch(batch))
+            if self._pipelined:
+                self._record_timed(self.circuit.submit_batch, batch)
+            else:
+                self._record_result(self.circuit.ingest_batch(batch))
 
     def _flush_deferred(self) -> None:
         if self._queued:
             self._queued = 0
-            self._record_result(self.circuit.flush())
+            if self._pipelined:
+                self._record_timed(self.circuit.submit_flush)
+            else:
+                self._record_result(self.circuit.flush())
+
+    def _collect(self) -> None:
+        """Pipelined: wait for the call in flight and record every result not yet recorded."""
+        self._record_timed(self.circuit.collect)
+
+    def _record_timed(self, ingest: Callable[..., list[BatchResult]], *args: Any) -> None:
+        """Pipelined: run ``ingest``, timed as ingest time, and record the results it
+        returns (the calls it completed, in order)."""
+        start = self.clock()
+        results = ingest(*args)
+        self.ingest_ns += self.clock() - start
+        for result in results:
+            self._record_result(result)
 
     # -- accounting --------------------------------------------------------
 
@@ -494,7 +548,7 @@ class Replayer:
 
     def _record(self, started: int, stop_reason: str | None, failure: CircuitError | None) -> Run:
         wall_ns = self.clock() - started
-        ingest_ns = self.latency.total()
+        ingest_ns = self.ingest_ns if self._pipelined else self.latency.total()
         p50, p90, p99 = self.latency.percentiles((50, 90, 99))
         ingest_s = _seconds(ingest_ns)
         anomalies = dict(self.stats.anomalies)

@@ -49,7 +49,9 @@ from __future__ import annotations
 
 import base64
 import gc
+import queue
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,17 +101,27 @@ class PipeTransport:
 
     ``alive`` (when given) is asked every :data:`POLL_S` seconds while
     waiting, so that a peer that died never makes :meth:`recv` hang.
+
+    Sending never blocks the caller: a background thread writes the queued
+    messages in order. Both sides may then have a message in flight at once
+    (the main process sends call N + 1 while the worker answers call N) with
+    neither blocked on a full pipe waiting for the other to read; the thread
+    holds the GIL only between writes. A write that fails is reported by the
+    next :meth:`send` or :meth:`recv`.
     """
 
     def __init__(self, conn: Connection, alive: Any = None) -> None:
         self._conn = conn
         self._alive = alive
+        self._outgoing: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._broken: str | None = None
+        self._writer = threading.Thread(target=self._write, name="ssp-transport", daemon=True)
+        self._writer.start()
 
     def send(self, data: bytes) -> None:
-        try:
-            self._conn.send_bytes(data)
-        except (OSError, ValueError) as err:
-            raise TransportClosed(str(err)) from err
+        if self._broken is not None:
+            raise TransportClosed(self._broken)
+        self._outgoing.put(data)
 
     def recv(self, timeout: float | None = None) -> bytes:
         conn, alive = self._conn, self._alive
@@ -118,6 +130,8 @@ class PipeTransport:
             if alive is not None or timeout is not None:
                 while not conn.poll(POLL_S):
                     waited += POLL_S
+                    if self._broken is not None:
+                        raise TransportClosed(self._broken)
                     if alive is not None and not alive():
                         raise TransportClosed("the worker process exited")
                     if timeout is not None and waited >= timeout:
@@ -127,7 +141,22 @@ class PipeTransport:
             raise TransportClosed(str(err) or type(err).__name__) from err
 
     def close(self) -> None:
+        """Write what is queued (for a second at most), then close the channel."""
+        self._outgoing.put(None)
+        self._writer.join(1.0)
         self._conn.close()
+
+    def _write(self) -> None:
+        conn, outgoing = self._conn, self._outgoing
+        while True:
+            data = outgoing.get()
+            if data is None:
+                return
+            try:
+                conn.send_bytes(data)
+            except (OSError, ValueError) as err:
+                self._broken = str(err) or type(err).__name__
+                return
 
 
 def worker_main(conn: Connection) -> None:
@@ -158,6 +187,7 @@ def worker_main(conn: Connection) -> None:
             reply = replica.handle(message)
         except Exception as err:  # a bug or a broken replica: report it, then stop
             transport.send(orjson.dumps(replica.failure(err)))
+            transport.close()  # the answer is written before the process ends
             return
         if reply is not None:
             transport.send(orjson.dumps(reply))

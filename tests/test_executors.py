@@ -131,18 +131,29 @@ def drive(
             out += [u.to_bytes() for u in circuit.ingest_single(m)]
         return out
     position, turn = 0, 0
-    while position < len(log):
-        size = cuts[turn % len(cuts)]
-        turn += 1
-        chunk = log[position : position + size]
-        position += size
-        if mode == "batch":
-            out += [u.to_bytes() for u in circuit.ingest_batch(chunk).updates]
-            continue
-        result = circuit.ingest_deferred(chunk)
-        if result is not None:
-            out += [u.to_bytes() for u in result.updates]
-        out += [u.to_bytes() for u in circuit.flush().updates]
+    try:
+        while position < len(log):
+            size = cuts[turn % len(cuts)]
+            turn += 1
+            chunk = log[position : position + size]
+            position += size
+            if mode == "batch":
+                out += [u.to_bytes() for u in circuit.ingest_batch(chunk).updates]
+            elif mode == "pipelined":
+                out += [u.to_bytes() for r in circuit.submit_batch(chunk) for u in r.updates]
+            elif mode == "pipelined deferred":
+                result = circuit.ingest_deferred(chunk)
+                if result is not None:  # the pending limit flushed: what completed first
+                    out += [u.to_bytes() for r in circuit.collect() for u in r.updates]
+                    out += [u.to_bytes() for u in result.updates]
+                out += [u.to_bytes() for r in circuit.submit_flush() for u in r.updates]
+            else:
+                result = circuit.ingest_deferred(chunk)
+                if result is not None:
+                    out += [u.to_bytes() for u in result.updates]
+                out += [u.to_bytes() for u in circuit.flush().updates]
+    finally:  # also after an error: the calls before it complete, as sequentially
+        out += [u.to_bytes() for r in circuit.collect() for u in r.updates]
     return out
 
 
@@ -189,7 +200,7 @@ def both(
 )
 @given(
     log=logs,
-    mode=st.sampled_from(["single", "batch", "deferred"]),
+    mode=st.sampled_from(["single", "batch", "deferred", "pipelined", "pipelined deferred"]),
     cuts=st.lists(st.integers(1, 12), min_size=1, max_size=4),
     threshold=st.integers(0, 6),
     min_changes=st.integers(0, 3),
