@@ -64,6 +64,7 @@ import contextlib
 import multiprocessing
 import os
 from array import array
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -86,6 +87,7 @@ from .workers import (
     cache_counts,
     carry_cache,
     metrics_message,
+    propagate_call,
     register_uncounted,
     uncounted,
     worker_main,
@@ -110,6 +112,9 @@ WORKER_BACKLOG_LIMIT = 256
 
 REBALANCE_GAIN = 0.08
 """Views move between workers only when that lowers the heaviest load by this fraction."""
+
+PIPELINE_DEPTH = 4
+"""Submitted calls that may be in flight at once (see "Pipelining")."""
 
 HOME = 0
 """The main process's slot in placement: its views run on the home replica."""
@@ -287,6 +292,7 @@ class ProcessExecutor:
         backlog_limit: int = BACKLOG_LIMIT,
         worker_backlog_limit: int = WORKER_BACKLOG_LIMIT,
         rebalance_gain: float = REBALANCE_GAIN,
+        depth: int = PIPELINE_DEPTH,
         owns_pool: bool = False,
     ) -> None:
         self.pool = pool
@@ -297,6 +303,7 @@ class ProcessExecutor:
         self.backlog_limit = backlog_limit
         self.worker_backlog_limit = worker_backlog_limit
         self.rebalance_gain = rebalance_gain
+        self.depth = depth
         self.owns_pool = owns_pool
         self.calls = {"main": 0, "workers": 0}
         self.local_rebuilds = 0
@@ -310,6 +317,9 @@ class ProcessExecutor:
         # ski rental for the workers; with no worker process nothing is ever worth building
         self._workers_build_ns = 0 if self.workers else 1 << 62
         self._eligible_ns = 0  # parallel-worthy calls run on the main process since the drop
+        self._applied_ns = 0  # what applying their entries cost the main process
+        self._rebalance_at = 1  # the parallel call from which views may move again
+        self._rebalance_gap = 1  # doubles with every round of moves
         self._worker_costs: dict[tuple[int, str], int] = {}
         self._groups: dict[str, str] = {}  # view -> the first view of its sharing group
         self._imbalance_ns = 0  # what uneven slots wasted since views last moved
@@ -325,7 +335,8 @@ class ProcessExecutor:
         self._names: dict[str, None] = {}  # every name ever registered, first registration order
         self._order = 0
         self._local: Circuit | None = None
-        self._backlog: list[tuple[int, int, list[Round]]] = []
+        # calls the workers ran (or that an error interrupted) for the local replica
+        self._backlog: list[tuple[int, int, list[Round], bool]] = []
         self._build_ns = 0
         self._missed_ns = 0
         self._retired_views: dict[str, dict[str, Any]] = {}
@@ -336,7 +347,7 @@ class ProcessExecutor:
         self._closed = False
         self._final_metrics: CircuitMetrics | None = None
         self._final_state: dict[str, dict[str, Any]] | None = None
-        self._flight: _Flight | None = None  # the parallel call in flight (see "Pipelining")
+        self._flights: deque[_Flight] = deque()  # parallel calls in flight, oldest first
         self.completed: list[BatchResult] = []
 
     # the circuit's hook -------------------------------------------------------------------
@@ -480,6 +491,7 @@ class ProcessExecutor:
             if gated:
                 return self._run_home(rounds, versions_before, stats)
             start = clock()
+            self._applied_ns += start - circuit.call_started
             updates = self._run_home(rounds, versions_before, stats)
             if self._eligible_ns < self._workers_build_ns:
                 self._eligible_ns += clock() - start
@@ -501,9 +513,9 @@ class ProcessExecutor:
                 # an entry stopped the call (--strict): the rounds before it reached every
                 # view sequentially, so the other replicas get them too before the error
                 if call:
-                    self._queue(seq, line, call, touched)
+                    self._queue(seq, line, call, touched, interrupted=True)
                     if self._local is not None:
-                        self._backlog.append((seq, line, call))
+                        self._backlog.append((seq, line, call, True))
                 raise
         else:
             for by_table in rounds:
@@ -537,7 +549,7 @@ class ProcessExecutor:
 
     @property
     def in_flight(self) -> bool:
-        return self._flight is not None
+        return bool(self._flights)
 
     def _gated(self, rounds: Sequence[Mapping[str, Any]], changed: int) -> bool:
         """Whether a call is too small to be worth the workers (``--parallel-threshold``).
@@ -570,7 +582,7 @@ class ProcessExecutor:
         if self._final_metrics is not None:
             return self._final_metrics
         if best_effort:
-            self._flight = None  # given up on: its answers are skipped
+            self._flights.clear()  # given up on: their answers are skipped
         else:
             self._settle()
         home = metrics_message(self.home)
@@ -700,20 +712,28 @@ class ProcessExecutor:
         if not self._backlog:
             return
         with uncounted(local):
-            for seq, _line, call in self._backlog:
-                table_rounds, versions_before = apply_rounds(local, call)
+            for seq, _line, call, interrupted in self._backlog:
+                table_rounds, versions_before = apply_rounds(local, call, interrupted=interrupted)
                 local.advance_seq(seq)
-                local.propagate(table_rounds, versions_before, BatchStats(), emit=False)
+                propagate_call(local, table_rounds, versions_before, BatchStats(), emit=False)
         self._backlog = []
 
-    def _queue(self, seq: int, line: int, call: list[Round], touched: set[str]) -> None:
+    def _queue(
+        self,
+        seq: int,
+        line: int,
+        call: list[Round],
+        touched: set[str],
+        *,
+        interrupted: bool = False,
+    ) -> None:
         """A call the main process ran: every worker holding a changed table must see it."""
         data = b""
         for worker in self.workers:
             if worker.tables.isdisjoint(touched):
                 continue
             if not data:
-                data = orjson.dumps([seq, line, call])
+                data = orjson.dumps([seq, line, call, True] if interrupted else [seq, line, call])
             worker.outbox.append(data)
             if len(worker.outbox) >= OUTBOX_LIMIT:
                 self._flush(worker)
@@ -741,7 +761,7 @@ class ProcessExecutor:
                 worker.outbox.append(data)
                 self._flush(worker, emit=True)
         if self._local is not None:
-            self._backlog.append((seq, line, call))
+            self._backlog.append((seq, line, call, False))
             if len(self._backlog) > self.backlog_limit:
                 self._drop_local()
         clock = self.circuit._clock
@@ -750,16 +770,19 @@ class ProcessExecutor:
             home = self._run_home(rounds, versions_before, stats)
         now = clock()
         started = self.circuit.call_started
-        flight = _Flight(stats, touched, home, involved, started, now - started, now - start)
-        self._settle()
-        self._flight = flight
+        flights = self._flights
+        flights.append(_Flight(stats, touched, home, involved, started, now - started, now - start))
+        while len(flights) > self.depth:
+            self._settle_oldest()
 
     def _settle(self) -> None:
-        """Merge the answers of the call in flight with its home updates (see "Pipelining")."""
-        flight = self._flight
-        if flight is None:
-            return
-        self._flight = None
+        """Complete every call in flight, oldest first."""
+        while self._flights:
+            self._settle_oldest()
+
+    def _settle_oldest(self) -> None:
+        """Merge the answers of the oldest call in flight with its home updates."""
+        flight = self._flights.popleft()
         clock = self.circuit._clock
         start = clock()
         costs = self._worker_costs
@@ -917,7 +940,11 @@ class ProcessExecutor:
         views placed on workers move there (see "Lazy workers")."""
         start = self.circuit._clock()
         self._groups = _sharing_groups(self.home)
-        placed = self._expand(place(self._unit_costs(), self.slots))
+        # the slots' work besides their views, until measured: the main process applies
+        # the entries; a worker decodes, stores and encodes, measured at about half that
+        applied = self._applied_ns
+        base = [applied, *[applied // 2] * len(self.workers)]
+        placed = self._expand(place(self._unit_costs(), self.slots, base))
         self._built = True
         self._set_fast_path()
         leaving = [view for name, view in self._views.items() if placed[name] != HOME]
@@ -959,6 +986,7 @@ class ProcessExecutor:
         self._worker_costs = {}
         self._imbalance_ns = self._moves_ns = 0
         self._built, self._worker_backlog, self._eligible_ns = False, 0, 0
+        self._applied_ns, self._rebalance_at, self._rebalance_gap = 0, 1, 1
         self._set_fast_path()
         self.worker_drops += 1
 
@@ -969,13 +997,13 @@ class ProcessExecutor:
         imbalance since the last moves (the time the busiest slot spent beyond
         the average, per call) has cost as much as those builds (the
         ski-rental rule again), so that costs that keep shifting cannot make
-        views bounce between slots for more than they save; and only after
-        parallel calls 1, 2, 4, 8, ...: measured costs settle as calls
-        accumulate, so the rounds of moves thin out with them.
+        views bounce between slots for more than they save; and the parallel
+        calls between two rounds of moves double (1, 2, 4, ...): measured costs
+        settle as calls accumulate, so the rounds thin out with them.
         """
         parallel = self.calls["workers"]
-        if parallel & (parallel - 1) or self._imbalance_ns < self._moves_ns:
-            return  # at most once per doubling of the parallel calls: log2(calls) rounds
+        if parallel < self._rebalance_at or self._imbalance_ns < self._moves_ns:
+            return
         placement = {self._groups.get(name, name): view.slot for name, view in self._views.items()}
         moved = rebalance(
             self._unit_costs(), placement, self.slots, self.rebalance_gain, self._overhead_ns
@@ -993,6 +1021,8 @@ class ProcessExecutor:
             self.moves += 1
         # the main process's share of the moves' cost; the workers' comes with their answers
         self._imbalance_ns, self._moves_ns = 0, clock() - start
+        self._rebalance_gap *= 2
+        self._rebalance_at = parallel + self._rebalance_gap
 
     def _leave(self, view: _View) -> tuple[dict[str, int] | None, list[int]]:
         """Take a view off its slot, keeping the operator counts of the replica it leaves;
@@ -1199,7 +1229,7 @@ class ProcessExecutor:
         """The answer to the last answered message sent to ``worker`` (earlier answers,
         of calls given up on after an error, are skipped). The call in flight is
         completed first: its answers come before any other."""
-        if self._flight is not None:
+        if self._flights:
             self._settle()
         while True:
             reply = self._reply(worker, timeout)

@@ -32,7 +32,8 @@ without touching the circuit or the executor's logic. Messages (``op``):
   with its ``row_versions`` (null unless aggregate), ``operators`` (their
   counts, which the main process keeps) and ``cache`` (``[hits, misses]``);
 - ``calls`` ``{emit, calls: [[seq, line, rounds], ...]}``: apply and propagate
-  each call in order; with ``emit`` the last one answers ``{updates, impacted,
+  each call in order (a call ``[seq, line, rounds, true]`` was interrupted by an
+  entry's error on the primary: it stops where the primary's did); with ``emit`` the last one answers ``{updates, impacted,
   events, costs, busy_ns, moved_ns}``, ``costs`` being each of the worker's
   views' counted ``time_ns`` so far (what placement by measured cost
   balances), ``busy_ns`` the time this message took, ``moved_ns`` the time
@@ -48,9 +49,12 @@ replica can no longer be trusted.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
+import os
 import queue
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -64,19 +68,24 @@ import orjson
 from .circuit import Circuit
 from .metrics import BatchStats, ViewMetrics
 from .operators import TableChanges
+from .updates import ViewUpdate
 from .view import View
 
 Change = list[Any]
 """``[table, id, record or None, version]``: one record's state after a round."""
 Round = list[Change]
 Call = list[Any]
-"""``[seq, line, rounds]``: one ingest call as the primary applied it."""
+"""``[seq, line, rounds]`` (``[..., true]`` when interrupted): one ingest call as the
+primary applied it."""
 
 GC_THRESHOLDS = (50_000, 50, 1_000)
 """Young collections rarely, as the main process does during a replay (``steady_gc``)."""
 
 POLL_S = 0.05
 """How often a waiting side checks that the other process is still alive."""
+
+SOCKET_BUFFER = 8 << 20
+"""Bytes a channel may hold unread: several calls of a thousand records each."""
 
 
 class TransportClosed(Exception):
@@ -113,6 +122,7 @@ class PipeTransport:
     def __init__(self, conn: Connection, alive: Any = None) -> None:
         self._conn = conn
         self._alive = alive
+        _widen(conn)
         self._outgoing: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._broken: str | None = None
         self._writer = threading.Thread(target=self._write, name="ssp-transport", daemon=True)
@@ -157,6 +167,22 @@ class PipeTransport:
             except (OSError, ValueError) as err:
                 self._broken = str(err) or type(err).__name__
                 return
+
+
+def _widen(conn: Connection) -> None:
+    """Let a whole call (or answer) fit in the socket's buffer (the kernel caps the size).
+
+    A message that does not fit is written in pieces, and each piece after the
+    first waits for the writing thread to get the GIL back from the busy
+    thread of its process (up to the 5 ms switch interval), while the reader
+    waits on the other side.
+    """
+    with (
+        contextlib.suppress(OSError, ValueError),
+        socket.socket(fileno=os.dup(conn.fileno())) as sock,
+    ):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
 
 
 def worker_main(conn: Connection) -> None:
@@ -311,21 +337,43 @@ class Replica:
         }
 
     def _run(self, call: Call, *, emit: bool) -> tuple[BatchStats, list[Any]]:
-        seq, line, rounds = call
+        seq, line, rounds, *interrupted = call
         self.seq, self.line = seq, line
         held = self.tables
         self.touched = {change[0] for changes in rounds for change in changes}
         table_rounds, versions_before = apply_rounds(
-            self.circuit, [[c for c in changes if c[0] in held] for changes in rounds]
+            self.circuit,
+            [[c for c in changes if c[0] in held] for changes in rounds],
+            interrupted=bool(interrupted),
         )
         self.circuit.advance_seq(seq)
         stats = BatchStats()
-        updates = self.circuit.propagate(table_rounds, versions_before, stats, emit=emit)
+        updates = propagate_call(self.circuit, table_rounds, versions_before, stats, emit=emit)
         return stats, updates
 
 
+class CallInterrupted(Exception):
+    """A recorded call ends here: on the primary an entry's error stopped it (``--strict``)."""
+
+
+def propagate_call(
+    circuit: Circuit,
+    rounds: Iterator[TableChanges],
+    versions_before: dict[str, int],
+    stats: BatchStats,
+    *,
+    emit: bool,
+) -> list[ViewUpdate]:
+    """:meth:`Circuit.propagate` of a recorded call; one that was interrupted on the
+    primary stops at the same point, before the call's updates and versions are made."""
+    try:
+        return circuit.propagate(rounds, versions_before, stats, emit=emit)
+    except CallInterrupted:
+        return []
+
+
 def apply_rounds(
-    circuit: Circuit, rounds: list[Round]
+    circuit: Circuit, rounds: list[Round], *, interrupted: bool = False
 ) -> tuple[Iterator[TableChanges], dict[str, int]]:
     """A call's rounds of net changes for :meth:`Circuit.propagate`, stored as consumed.
 
@@ -334,7 +382,9 @@ def apply_rounds(
     of their round. Versions (and records) before the call are those before
     its first round: a record written in several rounds of one call
     (``--no-coalesce``) is compared with its state before the whole call.
-    ``versions_before`` fills as the rounds are consumed.
+    ``versions_before`` fills as the rounds are consumed. An ``interrupted``
+    call raises :class:`CallInterrupted` when asked for the round after its
+    last, where the primary's entry raised its error.
     """
     versions_before: dict[str, int] = {}
 
@@ -348,6 +398,8 @@ def apply_rounds(
             for rid, version in before.items():
                 versions_before.setdefault(rid, version)
             yield by_table
+        if interrupted:
+            raise CallInterrupted
 
     return stored(), versions_before
 
