@@ -498,8 +498,9 @@ class ProcessExecutor:
             else:  # worth it from the next call on
                 self._build_workers(seq)
             return updates
-        if not several and not rounds:
+        if not several and not rounds:  # nothing changed: nothing to run anywhere
             self._settle()
+            self.calls["main"] += 1
             stats.tables_touched = stats.views_impacted = stats.views_updated = 0
             return []
         call: list[Round] = []
@@ -651,6 +652,7 @@ class ProcessExecutor:
             "name": "processes",
             "workers": self.slots,
             "parallel_threshold": self.threshold,
+            "pipeline_depth": self.depth,
             "min_changes": self.min_changes,
             "calls_main": self.calls["main"],
             "calls_workers": self.calls["workers"],

@@ -50,7 +50,7 @@ import orjson
 
 from .circuit import Circuit
 from .errors import CircuitError, MutationLogError, ReplayError
-from .executors import ProcessExecutor, WorkerPool, default_workers
+from .executors import PIPELINE_DEPTH, ProcessExecutor, WorkerPool, default_workers
 from .metrics import BatchStats, Clock, Samples, default_clock
 from .mutations import (
     DATA_OPS,
@@ -102,8 +102,8 @@ ProgressSink = Callable[[int, int | None], None]
 class ReplayOptions:
     """Every replay option of SPEC section 5 (the CLI builds one from its flags).
 
-    ``flush_every`` and ``frame_ms`` apply to deferred mode only; ``workers``
-    and ``parallel_threshold`` to the process executor. Invalid values raise
+    ``flush_every`` and ``frame_ms`` apply to deferred mode only; ``workers``,
+    ``parallel_threshold`` and ``pipeline_depth`` to the process executor. Invalid values raise
     :class:`~circuit.errors.ReplayError` naming the option.
     """
 
@@ -116,6 +116,7 @@ class ReplayOptions:
     executor: Executor = "sequential"
     workers: int | None = None
     parallel_threshold: int = 4
+    pipeline_depth: int = PIPELINE_DEPTH
     params: Mapping[str, Any] = field(default_factory=dict)
     initial: str | None = None
     format: Format | None = None
@@ -137,6 +138,7 @@ class ReplayOptions:
             ("--pending-limit", self.pending_limit, 1),
             ("--workers", self.workers, 1),
             ("--parallel-threshold", self.parallel_threshold, 0),
+            ("--pipeline-depth", self.pipeline_depth, 0),
             ("--max-entries", self.max_entries, 0),
         ):
             if value is not None and value < least:
@@ -162,6 +164,7 @@ class ReplayOptions:
             "executor": self.executor,
             "workers": self.workers,
             "parallel_threshold": self.parallel_threshold,
+            "pipeline_depth": self.pipeline_depth,
             "params": dict(self.params),
             "initial": self.initial,
             "format": self.format,
@@ -228,7 +231,10 @@ class Replayer:
         if circuit is None and options.executor == "processes":
             pool = WorkerPool(options.workers or default_workers())
             self.executor = ProcessExecutor(
-                pool, threshold=options.parallel_threshold, owns_pool=True
+                pool,
+                threshold=options.parallel_threshold,
+                depth=options.pipeline_depth,
+                owns_pool=True,
             )
         self.circuit = circuit or Circuit(
             clock=self.clock,
@@ -253,7 +259,9 @@ class Replayer:
         self.stats = BatchStats()
         self.latency = Samples()
         # calls overlap (see the module docstring): the ingest time is then timed apart
-        self._pipelined = self.executor is not None and options.mode != "single"
+        self._pipelined = (
+            self.executor is not None and options.mode != "single" and options.pipeline_depth > 0
+        )
         self.ingest_ns = 0
         self.entries = 0
         self.line = 0

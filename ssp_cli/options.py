@@ -25,6 +25,7 @@ import orjson
 import typer
 
 from circuit.errors import CircuitError
+from circuit.executors import PIPELINE_DEPTH
 from circuit.mutations import OnError
 from circuit.replay import Executor, Format, Mode, ReplayOptions
 
@@ -141,6 +142,17 @@ ParallelThreshold = Annotated[
         "--parallel-threshold",
         min=0,
         help="Fewest impacted views worth sending to workers.",
+        rich_help_panel=REPLAY_PANEL,
+    ),
+]
+PipelineDepth = Annotated[
+    int,
+    typer.Option(
+        "--pipeline-depth",
+        min=0,
+        help="Processes executor, batch and deferred modes: calls the workers may still be "
+        "running while the next ones are applied (more throughput, later updates); 0 waits "
+        "for each call.",
         rich_help_panel=REPLAY_PANEL,
     ),
 ]
@@ -272,6 +284,7 @@ _REPLAY_PARAMETERS: list[tuple[str, Any, Any]] = [
     ("executor", ExecutorOpt, "sequential"),
     ("workers", Workers, None),
     ("parallel_threshold", ParallelThreshold, 4),
+    ("pipeline_depth", PipelineDepth, PIPELINE_DEPTH),
     ("param", Params, None),
     ("initial", Initial, None),
     ("format", FormatOpt, None),
@@ -296,6 +309,7 @@ def build_options(values: dict[str, Any]) -> ReplayOptions:
         executor=values["executor"],
         workers=values["workers"],
         parallel_threshold=values["parallel_threshold"],
+        pipeline_depth=values["pipeline_depth"],
         params=parse_params(values["param"]),
         initial=_path(values["initial"]),
         format=values["format"],

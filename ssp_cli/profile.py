@@ -381,6 +381,7 @@ def replay_argv(options: ReplayOptions) -> list[str]:
         "--pending-limit", str(o.pending_limit),
         "--coalesce" if o.coalesce else "--no-coalesce",
         "--executor", o.executor, "--parallel-threshold", str(o.parallel_threshold),
+        "--pipeline-depth", str(o.pipeline_depth),
         "--on-error", o.on_error,
     ]  # fmt: skip
     optional: list[tuple[str, object]] = [

@@ -16,6 +16,7 @@ Workers are processes and slow to start, so one pool serves the whole module
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,8 @@ from circuit.executors import ProcessExecutor, WorkerPool, place, rebalance
 from circuit.metrics import CircuitMetrics, FakeClock
 from circuit.mutations import FLUSH, REGISTER, UNREGISTER
 from circuit.replay import Replayer, ReplayOptions, RunFailed
+from circuit.updates import BatchResult
+from circuit.workers import PipeTransport
 
 VIEWS = [
     ("cheap", "SELECT * FROM item WHERE score > 2", "streaming"),
@@ -406,11 +409,24 @@ def test_a_replay_whose_worker_dies_records_its_report(tmp_path: Path) -> None:
     assert set(run.views) == {name for name, _, _ in VIEWS}
 
 
-def test_a_replay_with_processes_equals_sequential(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("mode", "depth"), [("batch", 4), ("batch", 1), ("batch", 0), ("deferred", 4), ("single", 4)]
+)
+def test_a_replay_with_processes_equals_sequential(tmp_path: Path, mode: str, depth: int) -> None:
+    # pipelined (depth > 0, batch and deferred modes) or not, with a FLUSH and a REGISTER
+    # in the log that must come after the calls still in flight
     views = tmp_path / "views.sql"
     views.write_text("".join(f"CREATE VIEW {name} AS {sql};\n" for name, sql, _ in VIEWS))
     log = tmp_path / "log.jsonl"
-    lines = [{"op": m.op, "table": m.table, "id": m.id, "data": m.data} for m in busy_log(6)]
+    # calls of 20 entries over 20 records: enough changes to go to the workers
+    wide = [entry("CREATE", "owner", k, k) for k in range(10)]
+    wide += [entry("CREATE", "item", k, k % 6) for k in range(30)]
+    wide += [entry("UPDATE", "item", (7 * n) % 30, (n + n // 30) % 5) for n in range(200)]
+    lines = [{"op": m.op, "table": m.table, "id": m.id, "data": m.data} for m in wide]
+    lines.insert(97, {"op": "FLUSH"})
+    lines.insert(
+        163, {"op": "REGISTER", "view": "late", "sql": "SELECT * FROM owner WHERE name LIKE 'b%'"}
+    )
     log.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
     runs = {}
     for executor in ("sequential", "processes"):
@@ -420,10 +436,13 @@ def test_a_replay_with_processes_equals_sequential(tmp_path: Path) -> None:
             sink.append(update.to_bytes())
 
         options = ReplayOptions(
+            mode=mode,  # type: ignore[arg-type]
             executor=executor,  # type: ignore[arg-type]
             workers=2,
             parallel_threshold=2,
-            batch_size=5,
+            batch_size=20,
+            flush_every=20,
+            pipeline_depth=depth,
         )
         replayer = Replayer(views, log, options, on_update=collect)
         run = replayer.run()
@@ -440,6 +459,118 @@ def test_a_replay_with_processes_equals_sequential(tmp_path: Path) -> None:
     )
     section = proc_run.extra["executor"]
     assert section["calls_main"] + section["calls_workers"] == proc_run.totals.ingest_calls
+    assert section["calls_workers"] > 0 or mode == "single"
+    assert section["pipeline_depth"] == depth
+    assert proc_run.totals.ingest_calls == seq_run.totals.ingest_calls
+
+
+def pipelined(pool: WorkerPool, depth: int) -> Circuit:
+    """A strict circuit whose every call goes to the workers, with its views registered
+    (none moves: a move completes the calls in flight first)."""
+    executor = ProcessExecutor(pool, threshold=0, min_changes=0, depth=depth, rebalance_gain=1.0)
+    circuit = Circuit(strict=True, executor=executor, clock=FakeClock())
+    for name, sql, fmt in VIEWS:
+        circuit.register_view(name, sql, None, fmt)
+    return circuit
+
+
+def batches(calls: int) -> list[list[Mutation]]:
+    """A call creating the records of :func:`busy_log`, then its ``calls`` calls."""
+    log = busy_log(calls)
+    created = [entry("CREATE", table, key, 1) for key in range(4) for table in ("item", "owner")]
+    return [created] + [log[i : i + 8] for i in range(0, len(log), 8)]
+
+
+def expected_results(calls: list[list[Mutation]]) -> list[tuple[list[bytes], dict[str, Any]]]:
+    """What a sequential circuit returns call by call: updates and stats but the duration."""
+    circuit = Circuit(strict=True, clock=FakeClock())
+    for name, sql, fmt in VIEWS:
+        circuit.register_view(name, sql, None, fmt)
+    return [outcome(circuit.ingest_batch(call)) for call in calls]
+
+
+def outcome(result: BatchResult) -> tuple[list[bytes], dict[str, Any]]:
+    assert result.stats.duration_ns > 0
+    return [u.to_bytes() for u in result.updates], result.stats.to_json() | {"duration_ns": 0}
+
+
+def test_submitted_calls_stay_in_flight_and_complete_in_call_order(pool: WorkerPool) -> None:
+    calls = batches(8)
+    circuit = pipelined(pool, depth=2)
+    got = []
+    for number, call in enumerate(calls, 1):
+        done = circuit.submit_batch(call)
+        got += [outcome(result) for result in done]
+        if number > 1:  # the first call runs in the main process, then the workers are built
+            assert circuit.in_flight
+            assert len(got) == max(1, number - 2)  # at most 2 calls in flight
+    got += [outcome(result) for result in circuit.collect()]
+    assert not circuit.in_flight
+    assert got == expected_results(calls)
+    assert circuit.collect() == []
+    circuit.close()
+
+
+def test_reading_a_view_completes_the_calls_in_flight_first(pool: WorkerPool) -> None:
+    calls = batches(4)
+    circuit = pipelined(pool, depth=4)
+    done = [r for call in calls for r in circuit.submit_batch(call)]
+    assert circuit.in_flight
+    rows = circuit.rows("joined")  # the state after every submitted call
+    assert not circuit.in_flight
+    reference = Circuit()
+    for name, sql, fmt in VIEWS:
+        reference.register_view(name, sql, None, fmt)
+    for call in calls:
+        reference.ingest_batch(call)
+    assert rows == reference.rows("joined")
+    # the results completed meanwhile wait for collect(), in order
+    done += circuit.collect()
+    assert [outcome(r) for r in done] == expected_results(calls)
+    circuit.close()
+
+
+def test_an_error_with_calls_in_flight_keeps_their_results(pool: WorkerPool) -> None:
+    calls = batches(5)
+    bad = [entry("UPDATE", "item", 1, 3), Mutation("DELETE", "owner", "owner:9", None, 4)]
+    circuit = pipelined(pool, depth=4)
+    done = [r for call in calls for r in circuit.submit_batch(call)]
+    assert circuit.in_flight
+    with pytest.raises(MutationLogError, match="delete missing"):
+        circuit.submit_batch(bad)
+    done += circuit.collect()  # what the calls before the error gave, as sequentially
+    assert [outcome(r) for r in done] == expected_results(calls)
+    circuit.close()
+
+
+def test_a_worker_that_dies_with_calls_in_flight_is_a_clear_error() -> None:
+    own = WorkerPool(2)
+    circuit = pipelined(own, depth=4)
+    calls = batches(4)
+    for call in calls[:3]:
+        circuit.submit_batch(call)
+    assert circuit.in_flight
+    process = own.workers[0].process
+    assert process is not None
+    process.kill()
+    process.join(5)
+    with pytest.raises(ReplayError, match=r"worker 1 .* exited"):
+        circuit.submit_batch(calls[3])
+        circuit.collect()
+    own.close()
+
+
+def test_both_ends_can_send_more_than_the_channel_holds_before_reading() -> None:
+    # the main process sends call N + 1 while the worker answers call N: neither may block
+    # until the other reads, however big the messages
+    left, right = multiprocessing.Pipe()
+    ends = PipeTransport(left), PipeTransport(right)
+    big = b"x" * (48 << 20)  # more than any socket buffer holds
+    for end in ends:
+        end.send(big)
+    assert [len(end.recv(timeout=30)) for end in ends] == [len(big), len(big)]
+    for end in ends:
+        end.close()
 
 
 def test_place_puts_the_costliest_views_on_the_least_loaded_worker() -> None:

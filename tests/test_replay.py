@@ -505,6 +505,7 @@ def test_options_record_every_option() -> None:
         "executor",
         "workers",
         "parallel_threshold",
+        "pipeline_depth",
         "params",
         "initial",
         "format",
