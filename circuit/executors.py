@@ -45,6 +45,18 @@ process would otherwise idle while the workers run a call).
   counting. Past ``worker_backlog_limit`` gated calls in a row the workers are
   dropped (reset, their counts kept) and their views come home. Both follow
   the ski-rental rule: the waste stays within twice the best choice.
+- *Pipelining.* A call submitted with :meth:`Circuit.submit_batch` (the
+  replay does, in batch and deferred modes) stays *in flight* once sent: the
+  main process goes on to the next call (reading, applying, encoding it and
+  running its home views) while the workers finish, and merges their answers
+  then. Up to ``depth`` calls (``--pipeline-depth``, default
+  :data:`PIPELINE_DEPTH`) are in flight, so a worker always has the next call
+  queued and neither side waits on the other's slow calls; each settles in
+  call order, and every other path (a gated call, a registration, reading a
+  view, the metrics) completes them first. A call's latency then counts until
+  its answers are merged. The pipe's writer is a background thread (see
+  :class:`~circuit.workers.PipeTransport`), so both sides can have messages
+  in flight without blocking on each other.
 - *Several rounds* (``--no-coalesce``): the primary applies each entry only
   when the previous round has run, so the home replica runs the whole call
   first, recording the rounds, and the workers get them afterwards: such calls
@@ -270,7 +282,7 @@ class _Flight:
     involved: list[Worker]
     started: int  # the clock at the start of the call (its latency counts from here)
     main_ns: int  # the main process's own time on the call so far
-    home_ns: int  # of which its home views
+    views_ns: int  # of which in its home views (the rest counts as its base load)
 
 
 class ProcessExecutor:
@@ -348,6 +360,7 @@ class ProcessExecutor:
         self._final_metrics: CircuitMetrics | None = None
         self._final_state: dict[str, dict[str, Any]] | None = None
         self._flights: deque[_Flight] = deque()  # parallel calls in flight, oldest first
+        self._home_spent = 0  # the home views' time at the start of the current call
         self.completed: list[BatchResult] = []
 
     # the circuit's hook -------------------------------------------------------------------
@@ -498,6 +511,7 @@ class ProcessExecutor:
             else:  # worth it from the next call on
                 self._build_workers(seq)
             return updates
+        self._home_spent = self._home_views_ns()
         if not several and not rounds:  # nothing changed: nothing to run anywhere
             self._settle()
             self.calls["main"] += 1
@@ -766,16 +780,19 @@ class ProcessExecutor:
             self._backlog.append((seq, line, call, False))
             if len(self._backlog) > self.backlog_limit:
                 self._drop_local()
-        clock = self.circuit._clock
-        start = clock()  # the workers have the call from here on
         if home is None:
             home = self._run_home(rounds, versions_before, stats)
-        now = clock()
         started = self.circuit.call_started
+        main_ns = self.circuit._clock() - started
+        views_ns = self._home_views_ns() - self._home_spent
         flights = self._flights
-        flights.append(_Flight(stats, touched, home, involved, started, now - started, now - start))
+        flights.append(_Flight(stats, touched, home, involved, started, main_ns, views_ns))
         while len(flights) > self.depth:
             self._settle_oldest()
+
+    def _home_views_ns(self) -> int:
+        """The time the home views have spent so far (their ``time_ns``)."""
+        return sum(metrics.time_ns for metrics in self.home._view_metrics.values())
 
     def _settle(self) -> None:
         """Complete every call in flight, oldest first."""
@@ -818,7 +835,7 @@ class ProcessExecutor:
         _finish_stats(stats, flight.touched, updates, self._views)
         end = clock()
         main_ns = flight.main_ns + (end - start) - waited
-        overhead[HOME] += max(0, main_ns - flight.home_ns)
+        overhead[HOME] += max(0, main_ns - flight.views_ns)
         busy[0] = main_ns
         self._imbalance_ns += max(busy) - sum(busy) // self.slots
         stats.duration_ns = end - flight.started
