@@ -358,9 +358,13 @@ class Circuit:
             self._submit(pending)
         return self._collected()
 
-    def collect(self) -> list[BatchResult]:
-        """Complete the call in flight; every result not yet returned, oldest first."""
-        if self._executor is not None:
+    def collect(self, *, wait: bool = True) -> list[BatchResult]:
+        """Complete the calls in flight; every result not yet returned, oldest first.
+
+        With ``wait=False`` only the results already complete (e.g. after a
+        failure, when the calls in flight cannot complete)."""
+        self._take_completed()  # older than any call still in flight
+        if wait and self._executor is not None:
             self._executor.settle()
         return self._collected()
 

@@ -40,7 +40,7 @@ import platform
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -334,8 +334,11 @@ class Replayer:
         are recorded, as sequential execution would have; if they cannot, they are lost."""
         if not self._pipelined:
             return
-        with suppress(CircuitError, KeyboardInterrupt):
+        try:
             self._collect()
+        except (CircuitError, KeyboardInterrupt):
+            for result in self.circuit.collect(wait=False):
+                self._record_result(result)
 
     def _stop_executor(self) -> None:
         """After a failure or Ctrl-C: keep what the live workers counted, stop them all."""
