@@ -18,7 +18,15 @@ process would otherwise idle while the workers run a call).
   main process only. Other calls go, as one orjson message each, to the
   workers whose tables changed; the home replica runs its share meanwhile;
   then the workers' updates are merged with its own in view registration
-  order, so the stream equals sequential execution byte for byte.
+  order, so the stream equals sequential execution byte for byte. With
+  ``cost_gate`` (the default) the views' measured cost gates too: workers are
+  built only when the views of the calls run so far took
+  :data:`VIEWS_OVER_APPLY` times what applying their entries took, and once
+  :data:`PROBE_CALLS` parallel calls are measured, calls stay in the main
+  process while the time the workers' views saved it is less than what
+  encoding, sending, waiting for and merging their answers cost it (the
+  workers are then dropped; the measure starts over when views register or
+  unregister). ``threshold`` 0 sends every call regardless.
 - *Lazy workers.* The workers hold nothing until parallel-worthy calls have
   run in the main process for as long as the workers' last build took (at
   once the first time). They are then *built*, after the call: the views are
@@ -127,6 +135,15 @@ REBALANCE_GAIN = 0.08
 
 PIPELINE_DEPTH = 4
 """Submitted calls that may be in flight at once (see "Pipelining")."""
+
+PROBE_CALLS = 8
+"""Parallel calls measured before gating may judge that the workers do not pay."""
+
+VIEWS_OVER_APPLY = 2
+"""How many times the time spent applying their entries the views of the calls run in the
+main process must take before workers are built: the main process still applies every entry
+and also encodes and merges, so cheaper views cannot repay that (chat in batches of 100:
+views 0.48 s of a 1.2 s ingest, and the workers made it run at 0.5x)."""
 
 HOME = 0
 """The main process's slot in placement: its views run on the home replica."""
@@ -283,6 +300,7 @@ class _Flight:
     started: int  # the clock at the start of the call (its latency counts from here)
     main_ns: int  # the main process's own time on the call so far
     views_ns: int  # of which in its home views (the rest counts as its base load)
+    sent_ns: int  # of which encoding and sending it
 
 
 class ProcessExecutor:
@@ -292,7 +310,9 @@ class ProcessExecutor:
     ``threshold`` is ``--parallel-threshold`` (0: every call goes to the
     workers, even a tiny one); the limits and ``rebalance_gain`` are those of
     the module docstring (tests set them low to exercise every path);
-    ``owns_pool`` makes :meth:`close` stop the pool's processes.
+    ``depth`` is ``--pipeline-depth``; ``cost_gate`` gates by measured cost
+    ("Gating"; tests turn it off so that cheap views still reach the
+    workers); ``owns_pool`` makes :meth:`close` stop the pool's processes.
     """
 
     def __init__(
@@ -305,6 +325,7 @@ class ProcessExecutor:
         worker_backlog_limit: int = WORKER_BACKLOG_LIMIT,
         rebalance_gain: float = REBALANCE_GAIN,
         depth: int = PIPELINE_DEPTH,
+        cost_gate: bool = True,
         owns_pool: bool = False,
     ) -> None:
         self.pool = pool
@@ -316,6 +337,7 @@ class ProcessExecutor:
         self.worker_backlog_limit = worker_backlog_limit
         self.rebalance_gain = rebalance_gain
         self.depth = depth
+        self.cost_gate = cost_gate and threshold > 0
         self.owns_pool = owns_pool
         self.calls = {"main": 0, "workers": 0}
         self.local_rebuilds = 0
@@ -329,6 +351,9 @@ class ProcessExecutor:
         # ski rental for the workers; with no worker process nothing is ever worth building
         self._workers_build_ns = 0 if self.workers else 1 << 62
         self._eligible_ns = 0  # parallel-worthy calls run on the main process since the drop
+        # parallel calls measured since the workers were built: how many, the time their
+        # views took the workers, what sending and merging them took the main process
+        self._probe = [0, 0, 0]
         self._applied_ns = 0  # what applying their entries cost the main process
         self._rebalance_at = 1  # the parallel call from which views may move again
         self._rebalance_gap = 1  # doubles with every round of moves
@@ -361,6 +386,7 @@ class ProcessExecutor:
         self._final_state: dict[str, dict[str, Any]] | None = None
         self._flights: deque[_Flight] = deque()  # parallel calls in flight, oldest first
         self._home_spent = 0  # the home views' time at the start of the current call
+        self._encode_ns = 0  # what encoding the current call took
         self.completed: list[BatchResult] = []
 
     # the circuit's hook -------------------------------------------------------------------
@@ -429,6 +455,7 @@ class ProcessExecutor:
         self._views[name] = view
         self._names.setdefault(name, None)
         self._rebuild_dependents()
+        self._probe = [0, 0, 0]  # measured for other views
         circuit.advance_seq(circuit.seq + 1)
         seq = circuit.seq
         if self._built:  # rebalance() moves it once measured
@@ -459,6 +486,7 @@ class ProcessExecutor:
         if view is None:
             raise CircuitError(f"no view named {name!r}")
         self._rebuild_dependents()
+        self._probe = [0, 0, 0]
         if view.slot == HOME:
             self.home.unregister_view(name)
             return
@@ -506,10 +534,16 @@ class ProcessExecutor:
             start = clock()
             self._applied_ns += start - circuit.call_started
             updates = self._run_home(rounds, versions_before, stats)
-            if self._eligible_ns < self._workers_build_ns:
-                self._eligible_ns += clock() - start
-            else:  # worth it from the next call on
+            eligible = self._eligible_ns
+            # worth it from the next call on once these calls have cost as much as the
+            # last build, and their views outweigh applying their entries enough to pay
+            # for encoding and merging (VIEWS_OVER_APPLY)
+            if eligible >= self._workers_build_ns and (
+                not self.cost_gate or eligible >= VIEWS_OVER_APPLY * self._applied_ns
+            ):
                 self._build_workers(seq)
+            else:
+                self._eligible_ns += clock() - start
             return updates
         self._home_spent = self._home_views_ns()
         if not several and not rounds:  # nothing changed: nothing to run anywhere
@@ -533,9 +567,11 @@ class ProcessExecutor:
                         self._backlog.append((seq, line, call, True))
                 raise
         else:
+            encoding = clock()
             for by_table in rounds:
                 touched.update(by_table)
                 call.append(_encode_round(by_table, version))
+            self._encode_ns = clock() - encoding
         if self._gated([dict.fromkeys(touched)], stats.entries_after_coalesce):
             self._settle()
             if self._local is None and self._missed_ns >= self._build_ns:
@@ -573,13 +609,21 @@ class ProcessExecutor:
         """
         if self.threshold <= 0:
             return False
-        if changed < self.min_changes:
+        if changed < self.min_changes or not self._pays():
             return True
         dependents = self._dependents
         impacted = {
             n for by_table in rounds for table in by_table for n in dependents.get(table, ())
         }
         return len(impacted) < self.threshold
+
+    def _pays(self) -> bool:
+        """Whether sending calls to the workers has saved the main process more than it
+        costs it: the workers' views' time against what encoding, sending, waiting for
+        and merging their answers took the main process, over the parallel calls
+        measured since the workers were built (see "Gating")."""
+        calls, saved, spent = self._probe
+        return not self.cost_gate or calls < PROBE_CALLS or saved >= spent
 
     def rows(self, name: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self._read(name, "rows")
@@ -719,7 +763,7 @@ class ProcessExecutor:
         # reporting the subquery cache counts their views come home with
         self._queue(seq, line, call, touched)
         self._worker_backlog += 1
-        if self._worker_backlog > self.worker_backlog_limit:
+        if self._worker_backlog > self.worker_backlog_limit or not self._pays():
             self._drop_workers()
         return updates
 
@@ -768,6 +812,7 @@ class ProcessExecutor:
         """Send the call to the workers and run the home views meanwhile; then complete
         the call that was in flight (whose answers came while these views ran) and
         leave this one in flight."""
+        sending = self.circuit._clock()
         self.calls["workers"] += 1
         self._worker_backlog = 0
         involved = [w for w in self.workers if not w.tables.isdisjoint(touched)]
@@ -780,13 +825,16 @@ class ProcessExecutor:
             self._backlog.append((seq, line, call, False))
             if len(self._backlog) > self.backlog_limit:
                 self._drop_local()
+        sent_ns = self.circuit._clock() - sending + self._encode_ns
+        self._encode_ns = 0
         if home is None:
             home = self._run_home(rounds, versions_before, stats)
         started = self.circuit.call_started
         main_ns = self.circuit._clock() - started
         views_ns = self._home_views_ns() - self._home_spent
+        flight = _Flight(stats, touched, home, involved, started, main_ns, views_ns, sent_ns)
         flights = self._flights
-        flights.append(_Flight(stats, touched, home, involved, started, main_ns, views_ns))
+        flights.append(flight)
         while len(flights) > self.depth:
             self._settle_oldest()
 
@@ -812,7 +860,7 @@ class ProcessExecutor:
         if len(overhead) != self.slots:
             overhead[:] = [0] * self.slots
         busy = [0]  # the time each slot spent on this call
-        waited = 0
+        waited = saved = 0
         for worker in flight.involved:
             wait_start = clock()
             reply = self._reply(worker)
@@ -828,13 +876,19 @@ class ProcessExecutor:
                 costs[worker.index, name] = spent
             overhead[worker.index] += max(0, reply["busy_ns"] - spent_now)
             busy.append(reply["busy_ns"])
+            saved += spent_now
         stats = flight.stats
         _add_stats(stats, impacted, events)
         home = flight.home
         updates = home + [_update(u) for u in found] if found else home
         _finish_stats(stats, flight.touched, updates, self._views)
         end = clock()
-        main_ns = flight.main_ns + (end - start) - waited
+        merged_ns = (end - start) - waited
+        main_ns = flight.main_ns + merged_ns
+        probe = self._probe
+        probe[0] += 1
+        probe[1] += saved
+        probe[2] += flight.sent_ns + merged_ns + waited
         overhead[HOME] += max(0, main_ns - flight.views_ns)
         busy[0] = main_ns
         self._imbalance_ns += max(busy) - sum(busy) // self.slots

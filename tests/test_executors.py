@@ -181,7 +181,8 @@ def both(
     coalesce = options.pop("coalesce", True)
     strict = options.pop("strict", False)
     sequential = Circuit(coalesce=coalesce, strict=strict, clock=FakeClock())
-    executor = ProcessExecutor(pool, **options)
+    # cheap views would never reach the workers with the cost gate (tested on its own)
+    executor = ProcessExecutor(pool, cost_gate=False, **options)
     parallel = Circuit(coalesce=coalesce, strict=strict, executor=executor, clock=FakeClock())
     results = []
     for circuit in (sequential, parallel):
@@ -439,7 +440,7 @@ def test_a_replay_with_processes_equals_sequential(tmp_path: Path, mode: str, de
             mode=mode,  # type: ignore[arg-type]
             executor=executor,  # type: ignore[arg-type]
             workers=2,
-            parallel_threshold=2,
+            parallel_threshold=0,  # every call to the workers, however cheap its views
             batch_size=20,
             flush_every=20,
             pipeline_depth=depth,
@@ -571,6 +572,23 @@ def test_both_ends_can_send_more_than_the_channel_holds_before_reading() -> None
     assert [len(end.recv(timeout=30)) for end in ends] == [len(big), len(big)]
     for end in ends:
         end.close()
+
+
+def test_views_cheaper_than_applying_their_entries_never_go_to_workers(pool: WorkerPool) -> None:
+    # four filters over one table, calls of 40 records: applying the entries costs several
+    # times what the views do (VIEWS_OVER_APPLY asks for the opposite, twice over), so the
+    # workers are never built and every call runs as sequentially
+    executor = ProcessExecutor(pool, threshold=1, min_changes=1)
+    circuit = Circuit(executor=executor)
+    for n in range(4):
+        circuit.register_view(f"f{n}", f"SELECT * FROM item WHERE score > {n}")
+    for call in range(30):
+        circuit.ingest_batch(
+            [entry("CREATE" if call == 0 else "UPDATE", "item", k, call + k) for k in range(40)]
+        )
+    assert executor.worker_builds == 0
+    assert executor.calls == {"main": 30, "workers": 0}
+    circuit.close()
 
 
 def test_place_puts_the_costliest_views_on_the_least_loaded_worker() -> None:
