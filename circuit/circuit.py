@@ -306,17 +306,11 @@ class Circuit:
         propagated first, as SPEC section 3.3 requires.
         """
         result = BatchResult()
-        chunk: list[Mutation] = []
-        for m in ms:
-            if m.op in DATA_OPS:
-                chunk.append(m)
-                continue
-            if chunk:
-                _merge(result, self._sync_call(chunk))
-                chunk = []
-            _merge(result, self._control(m))
-        if chunk:
-            _merge(result, self._sync_call(chunk))
+        for part in _split(ms):
+            if isinstance(part, list):
+                _merge(result, self._sync_call(part))
+            else:
+                _merge(result, self._control(part))
         return result
 
     # pipelined ingestion ------------------------------------------------------------
@@ -324,9 +318,10 @@ class Circuit:
         """:meth:`ingest_batch`, pipelined: the call may still be running when this returns.
 
         With an executor that runs views on other processes, a call sent to
-        them stays *in flight*: the main process goes on with the next call
-        (applying its entries and running its own views) while they work, and
-        the call completes during that next call. Returns the results of the
+        them stays *in flight*: the main process goes on with the next calls
+        (applying their entries and running its own views) while they work,
+        and the call completes during a later one (the executor bounds how
+        many are in flight) or at :meth:`collect`. Returns the results of the
         calls (and control entries) completed since the last
         :meth:`submit_batch`, :meth:`submit_flush` or :meth:`collect`, oldest
         first, one per call: exactly what :meth:`ingest_batch` would have
@@ -336,19 +331,13 @@ class Circuit:
         return their own results as always; whatever else they complete waits
         here for :meth:`collect`.
         """
-        chunk: list[Mutation] = []
-        for m in ms:
-            if m.op in DATA_OPS:
-                chunk.append(m)
-                continue
-            if chunk:
-                self._submit(chunk)
-                chunk = []
-            result = self._control(m)
-            self._take_completed()
-            self._completed.append(result)
-        if chunk:
-            self._submit(chunk)
+        for part in _split(ms):
+            if isinstance(part, list):
+                self._submit(part)
+            else:
+                result = self._control(part)
+                self._take_completed()
+                self._completed.append(result)
         return self._collected()
 
     def submit_flush(self) -> list[BatchResult]:
@@ -882,6 +871,22 @@ def _route(
 
 def _registration_order(view: View) -> int:
     return view.order
+
+
+def _split(ms: Iterable[Mutation]) -> Iterator[list[Mutation] | Mutation]:
+    """A batch in order: its runs of data entries (one ingest call each) and the control
+    entries between them (SPEC section 3.3: what comes before one propagates first)."""
+    chunk: list[Mutation] = []
+    for m in ms:
+        if m.op in DATA_OPS:
+            chunk.append(m)
+            continue
+        if chunk:
+            yield chunk
+            chunk = []
+        yield m
+    if chunk:
+        yield chunk
 
 
 def _merge(into: BatchResult, other: BatchResult) -> BatchResult:
