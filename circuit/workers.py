@@ -32,12 +32,14 @@ without touching the circuit or the executor's logic. Messages (``op``):
   with its ``row_versions`` (null unless aggregate), ``operators`` (their
   counts, which the main process keeps) and ``cache`` (``[hits, misses]``);
 - ``calls`` ``{emit, calls: [[seq, line, rounds], ...]}``: apply and propagate
-  each call in order (a call ``[seq, line, rounds, true]`` was interrupted by an
-  entry's error on the primary: it stops where the primary's did); with ``emit`` the last one answers ``{updates, impacted,
-  events, costs, busy_ns, moved_ns}``, ``costs`` being each of the worker's
-  views' counted ``time_ns`` so far (what placement by measured cost
-  balances), ``busy_ns`` the time this message took, ``moved_ns`` the time
-  spent building views ``moved`` here since the last answer;
+  each call in order (a call ``[seq, line, rounds, true]`` was interrupted by
+  an entry's error on the primary: it stops where the primary's did); with
+  ``emit`` the last one answers ``{updates, impacted, events, costs, busy_ns,
+  moved_ns}``, ``costs`` being each of the worker's views' counted ``time_ns``
+  so far (what placement by measured cost balances), ``busy_ns`` the time this
+  message took (with decoding the ``calls`` messages and encoding their
+  answers since the last answer), ``moved_ns`` the time spent building views
+  ``moved`` here since the last answer;
 - ``state`` and ``cache`` ``{names}``, ``rows``, ``members``, ``row_versions`` ``{name}``,
   ``metrics``: read the replica (answered);
 - ``shutdown``.
@@ -200,9 +202,14 @@ def worker_main(conn: Connection) -> None:
     replica = Replica(None)
     while True:
         try:
-            message = orjson.loads(transport.recv())
+            data = transport.recv()
         except TransportClosed:
             return
+        decoding = time.perf_counter_ns()
+        message = orjson.loads(data)
+        calls = message["op"] == "calls"  # what a call costs this worker besides its views
+        if calls:
+            replica.io_ns += time.perf_counter_ns() - decoding
         if message["op"] == "shutdown":
             transport.close()
             return
@@ -216,7 +223,10 @@ def worker_main(conn: Connection) -> None:
             transport.close()  # the answer is written before the process ends
             return
         if reply is not None:
+            encoding = time.perf_counter_ns()
             transport.send(orjson.dumps(reply))
+            if calls:
+                replica.io_ns += time.perf_counter_ns() - encoding
         if message["op"] == "register":
             gc.freeze()  # the state built so far is never rescanned (see replay.steady_gc)
 
@@ -231,6 +241,7 @@ class Replica:
         self.line = 0
         self.touched: set[str] = set()
         self.moved_ns = 0  # time spent building views moved here, since the last answer
+        self.io_ns = 0  # time spent decoding messages and encoding answers, since the last
 
     def handle(self, message: dict[str, Any]) -> dict[str, Any] | None:
         op = message["op"]
@@ -327,8 +338,9 @@ class Replica:
             return None
         stats, updates = self._run(last, emit=True)
         moved, self.moved_ns = self.moved_ns, 0
+        io, self.io_ns = self.io_ns, 0
         return {
-            "busy_ns": time.perf_counter_ns() - start,
+            "busy_ns": time.perf_counter_ns() - start + io,
             "moved_ns": moved,
             "updates": [update.to_json() for update in updates],
             "impacted": stats.views_impacted,
