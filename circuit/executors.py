@@ -133,7 +133,7 @@ WORKER_BACKLOG_LIMIT = 256
 REBALANCE_GAIN = 0.08
 """Views move between workers only when that lowers the heaviest load by this fraction."""
 
-PIPELINE_DEPTH = 4
+PIPELINE_DEPTH = 2
 """Submitted calls that may be in flight at once (see "Pipelining")."""
 
 PROBE_CALLS = 8
