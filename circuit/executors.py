@@ -191,12 +191,12 @@ class Executor(Protocol):
         ...
 
     def settle(self) -> None:
-        """Complete the call in flight (its result goes to ``completed``)."""
+        """Complete the calls in flight (their results go to ``completed``)."""
         ...
 
     @property
     def in_flight(self) -> bool:
-        """Whether a call is in flight."""
+        """Whether any call is in flight."""
         ...
 
     def rows(self, name: str) -> list[dict[str, Any]]: ...
@@ -351,8 +351,9 @@ class ProcessExecutor:
         # ski rental for the workers; with no worker process nothing is ever worth building
         self._workers_build_ns = 0 if self.workers else 1 << 62
         self._eligible_ns = 0  # parallel-worthy calls run on the main process since the drop
-        # parallel calls measured since the workers were built: how many, the time their
-        # views took the workers, what sending and merging them took the main process
+        # parallel calls measured since the views last changed: how many, the time their
+        # views took the workers, what sending, waiting for and merging them took the
+        # main process (see _pays)
         self._probe = [0, 0, 0]
         self._applied_ns = 0  # what applying their entries cost the main process
         self._rebalance_at = 1  # the parallel call from which views may move again
@@ -506,10 +507,10 @@ class ProcessExecutor:
         """Run one applied call where it pays; its updates in registration order.
 
         With ``pipelined`` a call sent to the workers stays in flight: ``None``
-        is returned, and the call completes (into :attr:`completed`) during
-        the next call, once the home views of that one have run, or at
-        :meth:`settle`. Every other path settles first, so results complete
-        in call order.
+        is returned, and the call completes (into :attr:`completed`) during a
+        later call, once more than ``depth`` calls are in flight (after that
+        call's home views have run), or at :meth:`settle`. Every other path
+        settles first, so results complete in call order.
         """
         if stats.entries_after_coalesce < self._fast_below and rounds.__class__ is list:
             # a tiny call while every view is home: as sequentially
@@ -595,7 +596,7 @@ class ProcessExecutor:
         return None
 
     def settle(self) -> None:
-        """Complete the call in flight, if any: its result goes to :attr:`completed`."""
+        """Complete the calls in flight, oldest first: their results go to :attr:`completed`."""
         self._settle()
 
     @property
@@ -809,9 +810,9 @@ class ProcessExecutor:
         versions_before: dict[str, int],
         home: list[ViewUpdate] | None,
     ) -> None:
-        """Send the call to the workers and run the home views meanwhile; then complete
-        the call that was in flight (whose answers came while these views ran) and
-        leave this one in flight."""
+        """Send the call to the workers and run the home views meanwhile; the call
+        stays in flight, and the oldest ones complete while more than ``depth`` are
+        (their answers came while these views ran)."""
         sending = self.circuit._clock()
         self.calls["workers"] += 1
         self._worker_backlog = 0
@@ -1300,8 +1301,8 @@ class ProcessExecutor:
 
     def _recv(self, worker: Worker, timeout: float | None = None) -> dict[str, Any]:
         """The answer to the last answered message sent to ``worker`` (earlier answers,
-        of calls given up on after an error, are skipped). The call in flight is
-        completed first: its answers come before any other."""
+        of calls given up on after an error, are skipped). The calls in flight are
+        completed first: their answers come before any other."""
         if self._flights:
             self._settle()
         while True:

@@ -331,7 +331,8 @@ class Replayer:
 
     def _salvage(self) -> None:
         """After a failure: the calls before it that were still in flight complete and
-        are recorded, as sequential execution would have; if they cannot, they are lost."""
+        are recorded, as sequential execution would have; when they cannot (a worker
+        failed), those that did complete are."""
         if not self._pipelined:
             return
         try:
