@@ -57,6 +57,7 @@ import os
 import queue
 import signal
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -113,19 +114,24 @@ class PipeTransport:
     ``alive`` (when given) is asked every :data:`POLL_S` seconds while
     waiting, so that a peer that died never makes :meth:`recv` hang.
 
-    Sending never blocks the caller: a background thread writes the queued
-    messages in order. Both sides may then have a message in flight at once
-    (the main process sends call N + 1 while the worker answers call N) with
-    neither blocked on a full pipe waiting for the other to read; the thread
-    holds the GIL only between writes. A write that fails is reported by the
-    next :meth:`send` or :meth:`recv`.
+    Sending never blocks the caller. A message the socket's buffer takes
+    whole is written at once, without blocking (no other thread is involved,
+    so it leaves without waiting for the GIL to change hands: a background
+    writer would wait up to the 5 ms switch interval while this process's
+    views run); what does not fit goes, in order, to a background thread that
+    writes it as the other side reads. Both sides may so have messages in
+    flight at once (the main process sends call N + 1 while the worker answers
+    call N) with neither blocked on the other. A write that fails is reported
+    by the next :meth:`send` or :meth:`recv`.
     """
 
     def __init__(self, conn: Connection, alive: Any = None) -> None:
         self._conn = conn
         self._alive = alive
-        _widen(conn)
+        self._sock = _socket_of(conn)  # None: not a socket, every message goes to the thread
         self._outgoing: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._queued = 0  # messages handed to the writer thread and not yet written
+        self._lock = threading.Lock()
         self._broken: str | None = None
         self._writer = threading.Thread(target=self._write, name="ssp-transport", daemon=True)
         self._writer.start()
@@ -133,7 +139,22 @@ class PipeTransport:
     def send(self, data: bytes) -> None:
         if self._broken is not None:
             raise TransportClosed(self._broken)
-        self._outgoing.put(data)
+        sock = self._sock
+        with self._lock:
+            if sock is not None:
+                data = _frame(data)
+                if not self._queued:  # nothing before it still to write
+                    try:
+                        sent = sock.send(data, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        sent = 0
+                    except OSError as err:
+                        raise TransportClosed(str(err) or type(err).__name__) from err
+                    if sent == len(data):
+                        return
+                    data = data[sent:]
+            self._queued += 1
+            self._outgoing.put(data)
 
     def recv(self, timeout: float | None = None) -> bytes:
         conn, alive = self._conn, self._alive
@@ -156,35 +177,50 @@ class PipeTransport:
         """Write what is queued (for a second at most), then close the channel."""
         self._outgoing.put(None)
         self._writer.join(1.0)
+        if self._sock is not None:
+            self._sock.close()
         self._conn.close()
 
     def _write(self) -> None:
-        conn, outgoing = self._conn, self._outgoing
+        conn, sock, outgoing = self._conn, self._sock, self._outgoing
         while True:
             data = outgoing.get()
             if data is None:
                 return
             try:
-                conn.send_bytes(data)
+                if sock is not None:
+                    sock.sendall(data)  # framed already, maybe the rest of a partial send
+                else:
+                    conn.send_bytes(data)
             except (OSError, ValueError) as err:
                 self._broken = str(err) or type(err).__name__
                 return
+            with self._lock:
+                self._queued -= 1
 
 
-def _widen(conn: Connection) -> None:
-    """Let a whole call (or answer) fit in the socket's buffer (the kernel caps the size).
+def _frame(data: bytes) -> bytes:
+    """``data`` framed as :meth:`Connection.send_bytes` frames it, for ``recv_bytes``."""
+    size = len(data)
+    if size > 0x7FFFFFFF:
+        return struct.pack("!iQ", -1, size) + data
+    return struct.pack("!i", size) + data
 
-    A message that does not fit is written in pieces, and each piece after the
-    first waits for the writing thread to get the GIL back from the busy
-    thread of its process (up to the 5 ms switch interval), while the reader
-    waits on the other side.
-    """
-    with (
-        contextlib.suppress(OSError, ValueError),
-        socket.socket(fileno=os.dup(conn.fileno())) as sock,
-    ):
+
+def _socket_of(conn: Connection) -> socket.socket | None:
+    """The connection's socket (a duplicate of its descriptor), its buffer widened so
+    that a whole call (or answer) fits (the kernel caps the size); None when the
+    connection is not a socket."""
+    fd = os.dup(conn.fileno())
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        os.close(fd)
+        return None
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+    return sock
 
 
 def worker_main(conn: Connection) -> None:
