@@ -78,6 +78,9 @@ class Circuit:
         self._registered = 0
         self.last_stats = BatchStats()
         self._completed: list[BatchResult] = []  # submitted calls done, not yet collected
+        self._tiny_home: Circuit | None = None  # see route_tiny_calls
+        self._tiny_below = 0
+        self.tiny_calls = 0
         self._executor = executor
         if executor is not None:
             executor.attach(self)
@@ -357,6 +360,14 @@ class Circuit:
             self._executor.settle()
         return self._collected()
 
+    def route_tiny_calls(self, replica: Circuit | None, below: int) -> None:
+        """For an executor: run calls that change fewer than ``below`` records on
+        ``replica`` (which shares these tables and holds every view, in registration
+        order) directly, counted in ``tiny_calls``; ``None`` stops it. Single mode pays
+        whatever stands between a call and its views once per entry (the executor's
+        own dispatch cost 4-7% of a light replay)."""
+        self._tiny_home, self._tiny_below = replica, below
+
     @property
     def in_flight(self) -> bool:
         """Whether a submitted call has not completed yet."""
@@ -439,11 +450,22 @@ class Circuit:
         rounds, versions_before = self._apply(entries, coalesce, stats)
         self._seq += 1
         executor = self._executor
-        if executor is not None:
+        tiny = self._tiny_home
+        updates: list[ViewUpdate] | None
+        if (
+            tiny is not None
+            and stats.entries_after_coalesce < self._tiny_below
+            and rounds.__class__ is list
+        ):
+            tiny._seq = self._seq
+            updates = tiny.propagate(rounds, versions_before, stats)
+            self.tiny_calls += 1
+        elif executor is not None:
             updates = executor.propagate(
                 rounds, versions_before, stats, entries, pipelined=pipelined
             )
-            self._take_completed()
+            if executor.completed:
+                self._take_completed()
             if updates is None:
                 return None
         else:

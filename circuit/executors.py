@@ -339,14 +339,13 @@ class ProcessExecutor:
         self.depth = depth
         self.cost_gate = cost_gate and threshold > 0
         self.owns_pool = owns_pool
-        self.calls = {"main": 0, "workers": 0}
+        self._calls = {"main": 0, "workers": 0}  # and the circuit's tiny calls (see calls)
         self.local_rebuilds = 0
         self.local_drops = 0
         self.worker_builds = 0
         self.worker_drops = 0
         self.moves = 0
         self._built = False  # views run on the workers too (see "Lazy workers")
-        self._fast_below = 0  # calls changing fewer records take the fast path
         self._worker_backlog = 0  # calls run in the main process since the workers last ran one
         # ski rental for the workers; with no worker process nothing is ever worth building
         self._workers_build_ns = 0 if self.workers else 1 << 62
@@ -512,10 +511,6 @@ class ProcessExecutor:
         call's home views have run), or at :meth:`settle`. Every other path
         settles first, so results complete in call order.
         """
-        if stats.entries_after_coalesce < self._fast_below and rounds.__class__ is list:
-            # a tiny call while every view is home: as sequentially
-            self.calls["main"] += 1
-            return self._run_home(rounds, versions_before, stats)
         self._check_open()
         if entries:
             self._source, self._line = entries[-1].source, entries[-1].line
@@ -529,7 +524,7 @@ class ProcessExecutor:
                 gated = self._gated([{m.table: () for m in entries if m.table}], len(entries))
             else:
                 gated = self._gated(rounds, stats.entries_after_coalesce)  # type: ignore[arg-type]
-            self.calls["main"] += 1
+            self._calls["main"] += 1
             if gated:
                 return self._run_home(rounds, versions_before, stats)
             start = clock()
@@ -549,7 +544,7 @@ class ProcessExecutor:
         self._home_spent = self._home_views_ns()
         if not several and not rounds:  # nothing changed: nothing to run anywhere
             self._settle()
-            self.calls["main"] += 1
+            self._calls["main"] += 1
             stats.tables_touched = stats.views_impacted = stats.views_updated = 0
             return []
         call: list[Round] = []
@@ -594,6 +589,12 @@ class ProcessExecutor:
             return self._take_own(stats)
         self._rebalance(seq)
         return None
+
+    @property
+    def calls(self) -> dict[str, int]:
+        """Ingest calls run in the main process only (``main``) and sent to the workers."""
+        tiny = self._circuit.tiny_calls if self._circuit is not None else 0
+        return {"main": self._calls["main"] + tiny, "workers": self._calls["workers"]}
 
     def settle(self) -> None:
         """Complete the calls in flight, oldest first: their results go to :attr:`completed`."""
@@ -701,7 +702,7 @@ class ProcessExecutor:
         if self._closed:
             return
         self._closed = True
-        self._fast_below = 0
+        self._set_fast_path()
         if self.owns_pool:
             self.pool.close()
 
@@ -731,9 +732,14 @@ class ProcessExecutor:
         home = self.home
         home.advance_seq(self.circuit.seq)
         updates = home.propagate(rounds, versions_before, stats)
-        if not self._home_ordered and len(updates) > 1:
-            order = self._views
-            updates.sort(key=lambda u: order[u.view].order)
+        if self._home_ordered or len(updates) < 2:
+            return updates
+        return self._in_order(updates)
+
+    def _in_order(self, updates: list[ViewUpdate]) -> list[ViewUpdate]:
+        """Updates in view registration order (home views may have come back out of it)."""
+        order = self._views
+        updates.sort(key=lambda u: order[u.view].order)
         return updates
 
     def _run_local(
@@ -750,7 +756,7 @@ class ProcessExecutor:
     ) -> list[ViewUpdate]:
         """A gated call while the workers are built: the home views, then the others on the
         local replica; the workers see the call later, with their next message."""
-        self.calls["main"] += 1
+        self._calls["main"] += 1
         if home is None:
             home = self._run_home(rounds, versions_before, stats)
         self._catch_up(local)
@@ -814,7 +820,7 @@ class ProcessExecutor:
         stays in flight, and the oldest ones complete while more than ``depth`` are
         (their answers came while these views ran)."""
         sending = self.circuit._clock()
-        self.calls["workers"] += 1
+        self._calls["workers"] += 1
         self._worker_backlog = 0
         involved = [w for w in self.workers if not w.tables.isdisjoint(touched)]
         if involved:
@@ -949,8 +955,11 @@ class ProcessExecutor:
         self.local_drops += 1
 
     def _set_fast_path(self) -> None:
-        """While every view is home, a call gated by ``min_changes`` needs no other test."""
-        self._fast_below = self.min_changes if not self._built and self.threshold > 0 else 0
+        """While every view is home (in registration order), a call gated by
+        ``min_changes`` needs no other test: the circuit runs it on the home replica
+        directly (:meth:`Circuit.route_tiny_calls`), as sequential execution would."""
+        fast = not self._built and not self._closed and self.threshold > 0 and self._home_ordered
+        self.circuit.route_tiny_calls(self.home if fast else None, self.min_changes)
 
     def _rebuild_local(self, before: dict[str, list[Any]]) -> None:
         self._local = self._new_local(before)
@@ -1075,7 +1084,7 @@ class ProcessExecutor:
         calls between two rounds of moves double (1, 2, 4, ...): measured costs
         settle as calls accumulate, so the rounds thin out with them.
         """
-        parallel = self.calls["workers"]
+        parallel = self._calls["workers"]
         if parallel < self._rebalance_at or self._imbalance_ns < self._moves_ns:
             return
         placement = {self._groups.get(name, name): view.slot for name, view in self._views.items()}
@@ -1146,6 +1155,7 @@ class ProcessExecutor:
         carry_cache(built, cache)
         view.slot = HOME
         self._home_ordered = False
+        self._set_fast_path()
 
     def _register_on(
         self,
