@@ -541,7 +541,7 @@ class ProcessExecutor:
             else:
                 self._eligible_ns += clock() - start
             return updates
-        self._home_spent = self._home_views_ns()
+        self._home_spent, self._encode_ns = self._home_views_ns(), 0
         if not several and not rounds:  # nothing changed: nothing to run anywhere
             self._settle()
             self._calls["main"] += 1
@@ -732,14 +732,9 @@ class ProcessExecutor:
         home = self.home
         home.advance_seq(self.circuit.seq)
         updates = home.propagate(rounds, versions_before, stats)
-        if self._home_ordered or len(updates) < 2:
-            return updates
-        return self._in_order(updates)
-
-    def _in_order(self, updates: list[ViewUpdate]) -> list[ViewUpdate]:
-        """Updates in view registration order (home views may have come back out of it)."""
-        order = self._views
-        updates.sort(key=lambda u: order[u.view].order)
+        if not self._home_ordered and len(updates) > 1:
+            order = self._views
+            updates.sort(key=lambda u: order[u.view].order)
         return updates
 
     def _run_local(
@@ -833,7 +828,6 @@ class ProcessExecutor:
             if len(self._backlog) > self.backlog_limit:
                 self._drop_local()
         sent_ns = self.circuit._clock() - sending + self._encode_ns
-        self._encode_ns = 0
         if home is None:
             home = self._run_home(rounds, versions_before, stats)
         started = self.circuit.call_started
