@@ -28,6 +28,8 @@ Examples:
   ssp gen subscriptions -o out/subs --views 500 --quiet
 
   ssp gen orders -o out/orders --rows 1000 --mutations 100000
+
+  ssp gen clients -o out/clients --clients 3000 --rows 250000 --initial
 """
 
 
@@ -38,6 +40,7 @@ class ScenarioName(StrEnum):
     chat = "chat"
     subscriptions = "subscriptions"
     orders = "orders"
+    clients = "clients"
 
 
 def _scenario_help() -> str:
@@ -84,9 +87,26 @@ def gen(
             min=0,
             show_default="per scenario",
             help="Views in views.sql, cycling through the scenario's templates; for "
-            "subscriptions, REGISTER entries in the log.",
+            "subscriptions, REGISTER entries in the log; clients has one view and ignores it.",
         ),
     ] = None,
+    clients: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            show_default="30",
+            help="clients: clients registering a room feed, a room card and their own "
+            "messages each (three subscriptions) after the state.",
+        ),
+    ] = None,
+    initial: Annotated[
+        bool,
+        typer.Option(
+            "--initial/--no-initial",
+            help="Also write the state as records into initial.jsonl (for `ssp replay "
+            "--initial`) and start the log after it.",
+        ),
+    ] = False,
     aggregates: Annotated[
         bool,
         typer.Option(
@@ -111,17 +131,22 @@ def gen(
         mutations=spec.defaults.mutations if mutations is None else mutations,
         views=spec.defaults.views if views is None else views,
         aggregates=aggregates,
+        clients=clients,
     )
+    if clients is not None and scenario is not ScenarioName.clients:
+        raise typer.BadParameter("only the clients scenario has clients", param_hint="'--clients'")
     if sizes.rows < spec.min_rows:
         raise typer.BadParameter(
             f"{spec.name} needs at least {spec.min_rows} rows", param_hint="'--rows'"
         )
-    if sizes.views < 1 and scenario is not ScenarioName.subscriptions:
+    if sizes.views < 1 and scenario not in (ScenarioName.subscriptions, ScenarioName.clients):
         raise typer.BadParameter(f"{spec.name} needs at least 1 view", param_hint="'--views'")
     console = Console(stderr=True)
     try:
-        with _progress(console, sizes.rows + sizes.mutations, quiet) as advance:
-            written = write_workload(spec, out, seed=seed, sizes=sizes, progress=advance)
+        with _progress(console, spec.state_size(sizes) + sizes.mutations, quiet) as advance:
+            written = write_workload(
+                spec, out, seed=seed, sizes=sizes, progress=advance, initial=initial
+            )
     except OSError as err:
         where = escape_control(str(err.filename or out))
         typer.echo(f"error: {where}: {escape_control(err.strerror or str(err))}", err=True)
@@ -131,8 +156,11 @@ def gen(
         typer.echo(f"error: {escape_control(str(out))}: interrupted", err=True)
         raise typer.Exit(130) from None
     if not quiet:
+        state = ""
+        if written.initial_path is not None:
+            state = f", {written.initial_path} ({written.records} records)"
         typer.echo(
-            f"wrote {written.views_path} ({written.views} views) and "
+            f"wrote {written.views_path} ({written.views} views){state} and "
             f"{written.log_path} ({written.entries} entries)"
         )
 

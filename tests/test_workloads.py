@@ -18,7 +18,7 @@ from circuit.errors import MutationLogError
 from circuit.mutations import DATA_OPS, REGISTER, UNREGISTER, read_log
 from circuit.replay import Mode, ReplayOptions, replay
 from circuit.sql import load_views
-from circuit.workloads import LOG_FILE, SCENARIOS, VIEWS_FILE, Sizes, write_workload
+from circuit.workloads import LOG_FILE, SCENARIOS, VIEWS_FILE, Sizes, clients, write_workload
 from circuit.workloads.subscriptions import TEMPLATES
 from ssp_cli import gen
 
@@ -29,6 +29,7 @@ SMALL = {
     "chat": Sizes(rows=120, mutations=900, views=6),
     "subscriptions": Sizes(rows=100, mutations=800, views=40),
     "orders": Sizes(rows=20, mutations=300, views=3),
+    "clients": Sizes(rows=300, mutations=500, views=1, clients=12),
 }
 
 
@@ -67,7 +68,7 @@ def test_log_is_valid_and_free_of_anomalies(tmp_path: Path, name: str) -> None:
     last_ts = 0.0
     with read_log(str(tmp_path / LOG_FILE)) as reader:
         entries = list(reader)
-    assert len(entries) == sizes.rows + sizes.mutations
+    assert len(entries) == SCENARIOS[name].state_size(sizes) + sizes.mutations
     for m in entries:
         assert m.ts is not None and m.ts >= last_ts
         last_ts = m.ts
@@ -95,7 +96,7 @@ def test_views_file_holds_only_create_view(tmp_path: Path, name: str) -> None:
     for statement in statements:
         assert isinstance(statement, exp.Create)
         assert str(statement.args["kind"]).upper() == "VIEW"
-    expected = SMALL[name].views if name != "subscriptions" else 2
+    expected = {"subscriptions": 2, "clients": 1}.get(name, SMALL[name].views)
     assert len(statements) == expected
     lines = text.splitlines()
     for index, line in enumerate(lines):
@@ -229,6 +230,12 @@ def test_generated_views_register(tmp_path: Path, name: str) -> None:
             used = {k: v for k, v in params.items() if f"${k}" in sql or f":{k}" in sql}
             engine.register_view(view_name, sql, params=used)
             names.append(view_name)
+    if name == "clients":
+        params = {"room": "room:1", "me": "user:1", "since": 0}
+        for suffix, sql in clients.TEMPLATES:
+            used = {k: v for k, v in params.items() if f"${k}" in sql}
+            engine.register_view(f"c0_{suffix}", sql, params=used)
+            names.append(f"c0_{suffix}")
     assert engine.view_names() == names
 
 
@@ -243,6 +250,6 @@ def test_generated_workload_replays_cleanly(tmp_path: Path, name: str, mode: Mod
     options = ReplayOptions(mode=mode, frame_ms=16 if mode == "deferred" else None)
     run = replay(written.views_path, written.log_path, options)
     assert run.completed
-    assert run.totals.entries == sizes.rows + sizes.mutations
+    assert run.totals.entries == SCENARIOS[name].state_size(sizes) + sizes.mutations
     assert run.errors.rejected == 0
     assert not any(run.errors.anomalies.values())

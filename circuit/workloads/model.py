@@ -29,13 +29,14 @@ class Sizes:
     ``rows`` records are created first, ``mutations`` entries follow them, and
     ``views`` views are defined (each scenario's help says how it reads these).
     ``aggregates`` adds the GROUP BY and NOT EXISTS views where a scenario has
-    them.
+    them; ``clients`` sizes the `clients` scenario (None: its default).
     """
 
     rows: int
     mutations: int
     views: int
     aggregates: bool = True
+    clients: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +49,20 @@ class ViewDef:
     format: str = "streaming"
 
 
+def _rows(sizes: Sizes) -> int:
+    return sizes.rows
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     """A workload generator.
 
     ``views`` lists the views of ``views.sql`` for the sizes; ``entries``
-    yields exactly ``sizes.rows + sizes.mutations`` log entries, lazily, so a
+    yields exactly ``state_size(sizes) + sizes.mutations`` log entries, lazily, so a
     log of millions of entries is never held in memory. ``min_rows`` is the
-    fewest initial records the scenario can be built from.
+    fewest initial records the scenario can be built from. ``state_size``
+    says how many leading entries are the state, all CREATEs (``sizes.rows``
+    unless the scenario needs more): what ``ssp gen --initial`` writes apart.
     """
 
     name: str
@@ -64,6 +71,7 @@ class Scenario:
     min_rows: int
     views: Callable[[Sizes], list[ViewDef]]
     entries: Callable[[random.Random, Sizes], Iterator[Entry]]
+    state_size: Callable[[Sizes], int] = _rows
 
 
 def create(table: str, rid: str, data: dict[str, Any], ts: int) -> Entry:
