@@ -57,7 +57,7 @@ class Level:
         self.path = path
         self.tables = plan.tables
         self.own_tables = {table for table, _ in plan.sources}
-        self.join = JoinChain(plan)
+        self.join = JoinChain(plan, store)
         self.semijoin = SemiJoinFilter(plan) if plan.dynamic_filter is not None else None
         self.window = GroupWindow(plan)
         self.atoms = [
@@ -193,15 +193,20 @@ class Level:
         """Build the level's state from the current tables (registration).
 
         A lazy level starts with no group; a level whose WHERE pins a column
-        to a constant reads only the matching records through the field index.
+        to a constant reads only the matching records through the field index;
+        join steps that read a shared index need no rows of their table fed in.
         """
         records = self.store.records
         if not self.lazy:
             own: TableChanges = {}
             seed = self.plan.seed
-            for table in self.own_tables | {t for _, level in self.atoms for t in level.tables}:
+            atom_tables = {t for _, level in self.atoms for t in level.tables}
+            if self.first_table in atom_tables | self.join.private_right_tables():
+                seed = None  # the first table feeds another side too: every row is needed
+            tables = self.join.tables_to_load() | atom_tables
+            for table in tables:
                 rows = records.get(table, {})
-                if seed is not None and table == self.first_table and not self.plan.joins:
+                if seed is not None and table == self.first_table:
                     rows = self.store.field_index(table, seed[0]).get(seed[1], {})
                 own[table] = [(rid, None, rec) for rid, rec in rows.items()]
             self._propagate(own, clock)

@@ -6,15 +6,28 @@ so far (left) and of source *i*'s records (right), both by join key, and
 applies the DBSP rule ``d(A ⋈ B) = dA ⋈ B + A ⋈ dB + dA ⋈ dB`` as two
 lookups: every row touching a change is enumerated once in the old state
 (before the indexes are updated) and once in the new state (after).
+
+A step whose right key is one plain field of the new source (``JOIN user u
+ON u.id = m.author``) keeps no right index of its own: it reads the circuit's
+shared index of that table by that field (:meth:`Tables.field_index`), which
+the tables keep up to date as they apply each change, so it already holds the
+new state when the step runs. The old state of a bucket is then the bucket
+without the records changed in this round, plus those records as they were.
+
+A level whose WHERE pins a plain field of its first source to a constant
+(the plan's ``seed``: ``WHERE m.room = $room``) drops first-source records
+without that value before the first step, so its left index holds the rows
+of its own value only, not the whole table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from ..sql.keys import hash_key
 from ..sql.plan import JoinStep, LevelPlan
+from ..tables import Tables
 from . import Delta, Row, RowKey, TableChanges
 
 KeyFn = Callable[[Row], Any]
@@ -48,9 +61,18 @@ def _join_key(fns: list[Callable[[Row], Any]]) -> KeyFn:
 class _JoinIndexes:
     """Integrated state of one join step."""
 
-    __slots__ = ("left", "left_key", "left_outer", "residual", "right", "right_key", "table")
+    __slots__ = (
+        "left",
+        "left_key",
+        "left_outer",
+        "residual",
+        "right",
+        "right_key",
+        "shared",
+        "table",
+    )
 
-    def __init__(self, step: JoinStep):
+    def __init__(self, step: JoinStep, store: Tables | None):
         self.table = step.table
         self.left_outer = step.left_outer
         self.residual = step.residual
@@ -58,35 +80,62 @@ class _JoinIndexes:
         right_fn = _join_key(step.right_keys)
         self.right_key: KeyFn = lambda record: right_fn((record,))
         self.left: dict[Any, dict[RowKey, Row]] = {}
-        self.right: dict[Any, dict[str, dict[str, Any]]] = {}
+        # the right side: the tables' shared index by the key field, or a private one
+        self.shared = store is not None and step.right_field is not None
+        self.right: dict[Any, dict[str, dict[str, Any]]] = (
+            store.field_index(step.table, step.right_field)  # type: ignore[arg-type]
+            if store is not None and step.right_field is not None
+            else {}
+        )
 
     def size(self) -> int:
-        return sum(len(b) for b in self.left.values()) + sum(len(b) for b in self.right.values())
+        """Rows this step alone holds (a shared right index belongs to the tables)."""
+        left = sum(len(b) for b in self.left.values())
+        return left if self.shared else left + sum(len(b) for b in self.right.values())
 
 
 class JoinChain:
-    """Source scan plus the level's join steps."""
+    """Source scan plus the level's join steps.
 
-    def __init__(self, plan: LevelPlan):
+    ``store`` lets steps keyed by a plain field read the tables' shared index
+    (see the module docstring); without it every step keeps its own.
+    """
+
+    def __init__(self, plan: LevelPlan, store: Tables | None = None):
         self.first_table = plan.sources[0][0]
-        self.steps = [_JoinIndexes(step) for step in plan.joins]
+        self.steps = [_JoinIndexes(step, store) for step in plan.joins]
         self.tables = {table for table, _ in plan.sources}
+        self.seed = plan.seed if plan.joins else None
 
     def state_rows(self) -> int:
         return sum(step.size() for step in self.steps)
 
-    def initial(self, records: dict[str, dict[str, dict[str, Any]]]) -> Delta:
-        """The delta that builds the level from the current tables."""
-        changes: TableChanges = {
-            table: [(rid, None, rec) for rid, rec in records.get(table, {}).items()]
-            for table in self.tables
-        }
-        return self.process(changes)
+    def tables_to_load(self) -> set[str]:
+        """The tables a build from scratch must feed in: the first source, and the
+        right sources of steps with a private index (shared ones are read in place)."""
+        return {self.first_table} | self.private_right_tables()
+
+    def private_right_tables(self) -> set[str]:
+        return {step.table for step in self.steps if not step.shared}
 
     def process(self, changes: TableChanges) -> Delta:
         delta: Delta = {}
-        for rid, old, new in changes.get(self.first_table, ()):
-            delta[(rid,)] = (None if old is None else (old,), None if new is None else (new,))
+        seed = self.seed
+        if seed is None:
+            for rid, old, new in changes.get(self.first_table, ()):
+                delta[(rid,)] = (None if old is None else (old,), None if new is None else (new,))
+        else:
+            field, want = seed
+            for rid, old, new in changes.get(self.first_table, ()):
+                if old is not None and _field_key(old, field) != want:
+                    old = None
+                if new is not None and _field_key(new, field) != want:
+                    new = None
+                if old is not None or new is not None:
+                    delta[(rid,)] = (
+                        None if old is None else (old,),
+                        None if new is None else (new,),
+                    )
         for step in self.steps:
             right_changes = changes.get(step.table, ())
             if step.left_outer:
@@ -105,12 +154,17 @@ class JoinChain:
         lefts, rights = _keyed(step, delta, right_changes)
         old_out: dict[RowKey, Row] = {}
         new_out: dict[RowKey, Row] = {}
+        changed, was = _right_before(step, rights)
         # old state: changed left rows against old right, old left against changed right
         for key, old, old_k, _new, _new_k in lefts:
             if old_k is not None:
                 bucket = right.get(old_k)
                 if bucket:
                     for rid, rec in bucket.items():
+                        if rid not in changed:
+                            old_out[(*key, rid)] = (*old, rec)  # type: ignore[misc]
+                if was:
+                    for rid, rec in was.get(old_k, ()):
                         old_out[(*key, rid)] = (*old, rec)  # type: ignore[misc]
         for rid, old_rec, old_k, _new_rec, _new_k in rights:
             if old_k is not None:
@@ -142,13 +196,25 @@ class JoinChain:
         matches are re-enumerated; without, bucket emptiness decides."""
         left, right = step.left, step.right
         left_key, right_key, residual = step.left_key, step.right_key, step.residual
+        changed: Collection[str] = ()
+        was: dict[Any, list[tuple[str, dict[str, Any]]]] = {}
 
         def outputs(out: dict[RowKey, Row], key: RowKey, row: Row) -> None:
-            """Every output row of one left row in the current state."""
+            """Every output row of one left row in the current state (the old state
+            while ``changed`` and ``was`` describe the round's right changes)."""
             matched = False
-            bucket = right.get(left_key(row))
+            k = left_key(row)
+            bucket = right.get(k)
             if bucket:
                 for rid, rec in bucket.items():
+                    if rid in changed:
+                        continue
+                    full = (*row, rec)
+                    if residual is None or residual(full):
+                        out[(*key, rid)] = full
+                        matched = True
+            if was and k is not None:
+                for rid, rec in was.get(k, ()):
                     full = (*row, rec)
                     if residual is None or residual(full):
                         out[(*key, rid)] = full
@@ -168,18 +234,45 @@ class JoinChain:
                                 touched[lkey] = lrow
         old_out: dict[RowKey, Row] = {}
         new_out: dict[RowKey, Row] = {}
+        lefts, rights = _keyed(step, delta, right_changes)
+        changed, was = _right_before(step, rights)
         for key, (old, _new) in delta.items():
             if old is not None:
                 outputs(old_out, key, old)
         for lkey, lrow in touched.items():
             outputs(old_out, lkey, lrow)
-        _integrate(step, *_keyed(step, delta, right_changes))
+        _integrate(step, lefts, rights)
+        changed, was = (), {}
         for key, (_old, new) in delta.items():
             if new is not None:
                 outputs(new_out, key, new)
         for lkey, lrow in touched.items():
             outputs(new_out, lkey, lrow)
         return _pair(old_out, new_out)
+
+
+def _field_key(record: dict[str, Any], field: str) -> Any:
+    """The hashable key of a record's field (None for NULL), as field indexes key it."""
+    value = record.get(field)
+    return None if value is None else hash_key(value)
+
+
+def _right_before(
+    step: _JoinIndexes, rights: Keyed
+) -> tuple[Collection[str], dict[Any, list[tuple[str, dict[str, Any]]]]]:
+    """How to read a shared right index in the old state: the ids changed in this round
+    (to skip in the current buckets) and their old records by old key (to add back).
+
+    A private index is still in its old state when the old state is read: nothing to
+    skip or add."""
+    if not step.shared or not rights:
+        return (), {}
+    changed = {rid for rid, *_ in rights}
+    was: dict[Any, list[tuple[str, dict[str, Any]]]] = {}
+    for rid, old_rec, old_k, _new_rec, _new_k in rights:
+        if old_k is not None:
+            was.setdefault(old_k, []).append((rid, old_rec))
+    return changed, was
 
 
 def _pair(old_out: dict[RowKey, Row], new_out: dict[RowKey, Row]) -> Delta:
@@ -223,9 +316,10 @@ def _with_keys(changes: Iterable[tuple[Any, Any, Any]], key_of: KeyFn) -> Keyed:
 
 
 def _integrate(step: _JoinIndexes, lefts: Keyed, rights: Keyed) -> None:
-    """Apply a step's input changes to its two indexes."""
+    """Apply a step's input changes to its indexes (a shared right index is the tables')."""
     _index(step.left, lefts)
-    _index(step.right, rights)
+    if not step.shared:
+        _index(step.right, rights)
 
 
 def _index(index: dict[Any, dict[Any, Any]], changes: Keyed) -> None:

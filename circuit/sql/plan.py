@@ -65,6 +65,9 @@ class JoinStep:
     sql: str
     left_outer: bool = False
     residual: TruthFn | None = None
+    right_field: str | None = None
+    """The right key when it is one plain top-level field of the new source: the step
+    then reads the circuit's shared index of that table by that field."""
 
 
 @dataclass
@@ -481,6 +484,7 @@ class _Planner:
         full_compiler = ExpressionCompiler(scope, ctx)
         left_keys: list[RowFn] = []
         right_keys: list[RowFn] = []
+        right_nodes: list[exp.Expression] = []
         residual_sql: list[str] = []
         residual: list[TruthFn] = []
         for conjunct in conjuncts(on):
@@ -489,6 +493,7 @@ class _Planner:
                 left_node, right_node = pair
                 left_keys.append(left_compiler.value(left_node))
                 right_keys.append(right_compiler.value(right_node))
+                right_nodes.append(right_node)
                 continue
             if _has_subquery(conjunct):
                 raise ctx.unsupported(conjunct, "a subquery in a JOIN condition")
@@ -502,12 +507,18 @@ class _Planner:
                 node,
                 "a JOIN without an equality between the new table and the ones before it",
             )
+        right_field = (
+            self._plain_field(right_nodes[0], right_scope) if len(right_nodes) == 1 else None
+        )
         if left_outer:
             # ON conditions of a LEFT JOIN decide what matches, not which rows stay
-            step = JoinStep(table, alias, left_keys, right_keys, on.sql(), True, _all_of(residual))
+            step = JoinStep(
+                table, alias, left_keys, right_keys, on.sql(), True, _all_of(residual), right_field
+            )
             return step, []
         plan.static_sql.extend(residual_sql)
-        return JoinStep(table, alias, left_keys, right_keys, on.sql()), residual
+        step = JoinStep(table, alias, left_keys, right_keys, on.sql(), right_field=right_field)
+        return step, residual
 
     def _equi_pair(
         self, node: exp.Expression, scope: Scope, index: int
