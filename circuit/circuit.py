@@ -10,6 +10,7 @@ mutation, ``ingest_batch`` a call per batch (coalesced per record unless
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -32,7 +33,7 @@ from .updates import (
     MemberVersions,
     ViewUpdate,
 )
-from .view import View
+from .view import View, ViewLinks
 
 if TYPE_CHECKING:
     from .executors import Executor
@@ -47,7 +48,9 @@ class Circuit:
     a call; ``pending_limit`` flushes deferred entries automatically.
     ``executor`` (e.g. :class:`~circuit.executors.ProcessExecutor`) takes over
     the views: this circuit keeps applying entries to its tables and hands
-    each call's net changes to it.
+    each call's net changes to it. ``share=False`` builds every view's state on
+    its own (no view reads another's state; the tables' field indexes stay
+    shared), so that tests can compare sharing with its absence byte for byte.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class Circuit:
         pending_limit: int = 10_000,
         dialect: str | None = None,
         executor: Executor | None = None,
+        share: bool = True,
     ) -> None:
         self._clock: Clock = clock if clock is not None else time.perf_counter_ns
         self.strict = strict
@@ -70,6 +74,9 @@ class Circuit:
         self._dependents: dict[str, list[View]] = {}
         self._routed: dict[str, dict[str, dict[Any, list[View]]]] = {}
         self._lazy_routed: dict[str, dict[str, dict[Any, dict[View, int]]]] = {}
+        # sharing key -> the live views offering it, in registration order (see _build)
+        self._offers: dict[tuple[Any, ...], list[View]] = {}
+        self.share = share
         self.call_started = 0  # clock reading at the start of the current ingest call
         self._view_metrics: dict[str, ViewMetrics] = {}
         self._pending: list[Mutation] = []
@@ -133,7 +140,7 @@ class Circuit:
         view = self._build(plan, format, dict(params) if params else None, self._registered)
         view.order = self._registered
         self._views[name] = view
-        self._rebuild_dependents()
+        self._link(view)
         self._seq += 1
         if format == FLAT:
             view.metrics.updates_emitted += 1
@@ -165,23 +172,18 @@ class Circuit:
         ``skip`` are views that cannot share (being rebuilt themselves).
         """
         primary = owner = window_owner = None
-        excluded = set(skip)
-        aggregate = plan.top.aggregate
-        family = plan.window_family
-        for live in self._views.values():
-            if live.order >= order or live in excluded:
-                continue
-            if live.shareable and live.format == format and live.plan.identity == plan.identity:
-                primary = live
-                break
-            if window_owner is None and family is not None and live.window_family == family:
-                window_owner = live
-            if owner is None and aggregate is not None and live.core == aggregate.core:
-                owner = live
-        if primary is not None:
-            owner = window_owner = None
-        elif window_owner is not None:
-            owner = window_owner.level_owner or window_owner
+        if self.share:
+            excluded = set(skip)
+            aggregate = plan.top.aggregate
+            family = plan.window_family
+            primary = self._offer(("identity", plan.identity, format), order, excluded)
+            if primary is None:
+                if family is not None:
+                    window_owner = self._offer(("family", family), order, excluded)
+                if window_owner is not None:
+                    owner = window_owner.level_owner or window_owner
+                elif aggregate is not None:
+                    owner = self._offer(("core", aggregate.core), order, excluded)
         view = View(
             plan,
             format,
@@ -211,6 +213,7 @@ class Circuit:
         if view is None:
             raise CircuitError(f"no view named {name!r}")
         view.release()
+        self._unlink(view)
         # views sharing its state, and views sharing theirs: rebuilt in registration order
         gone = {view}
         orphans: list[View] = []
@@ -218,6 +221,8 @@ class Circuit:
             if any(owner in gone for owner in other.owners):
                 gone.add(other)
                 orphans.append(other)
+        for other in orphans:
+            self._unlink(other)
         for index, other in enumerate(orphans):
             rebuilt = self._build(
                 other.plan, other.format, other.params, other.order, skip=orphans[index:]
@@ -226,7 +231,7 @@ class Circuit:
             # the same output rows: they keep their versions
             rebuilt.row_versions = other.row_versions
             self._views[other.name] = rebuilt
-        self._rebuild_dependents()
+            self._link(rebuilt)
 
     def view_names(self) -> list[str]:
         """Registered views in registration order."""
@@ -234,38 +239,79 @@ class Circuit:
             return self._executor.view_names()
         return list(self._views)
 
-    def _rebuild_dependents(self) -> None:
-        """The dependency index: per table, the views that see every change of it, and
-        the routed views, which see only changes whose old or new record has their
-        pinned value (``WHERE room = :room``: thousands of parametrized views)."""
-        index: dict[str, list[View]] = {}
-        routed: dict[str, dict[str, dict[Any, list[View]]]] = {}
-        lazy: dict[str, dict[str, dict[Any, dict[View, int]]]] = {}
-        lazy_levels = [view.lazy_tables() for view in self._views.values()]
-        for by_table in lazy_levels:
-            for levels in by_table.values():
-                for level in levels:
-                    level.routed_views = []
-                    level.router = self._route_group
-        for view, lazy_tables in zip(self._views.values(), lazy_levels, strict=True):
-            route = view.plan.route
-            for table in sorted(view.tables):
-                if table in lazy_tables:
-                    for level in lazy_tables[table]:
-                        level.routed_views.append(view)
-                        assert level.plan.lazy_field is not None
-                        by_value = lazy.setdefault(table, {}).setdefault(level.plan.lazy_field, {})
-                        for ck in level.active:
-                            counts = by_value.setdefault(ck[0], {})
-                            counts[view] = counts.get(view, 0) + 1
-                elif route is not None and route[0] == table:
-                    by_field = routed.setdefault(table, {}).setdefault(route[1], {})
-                    by_field.setdefault(route[2], []).append(view)
-                else:
-                    index.setdefault(table, []).append(view)
-        self._dependents = index
-        self._routed = routed
-        self._lazy_routed = lazy
+    def _offer(self, key: tuple[Any, ...], order: int, excluded: set[View]) -> View | None:
+        """The earliest live view registered before ``order`` offering this sharing."""
+        for live in self._offers.get(key, ()):
+            if live.order < order and live not in excluded:
+                return live
+        return None
+
+    def _link(self, view: View) -> None:
+        """Enter a new view in the dependency, routing and sharing indexes.
+
+        Each index is changed in place, in time proportional to what the view
+        itself reads: per table, the views that see every change of it; the
+        routed views, which see only changes whose old or new record has their
+        pinned value (``WHERE room = $room``: thousands of parametrized views);
+        and the views routed by the groups their lazy levels hold.
+        """
+        view.links = links = _links_of(view)
+        for key in links.offers:
+            _insort(self._offers.setdefault(key, []), view)
+        route = view.route
+        for table in links.eager:
+            if route is not None and route[0] == table:
+                by_value = self._routed.setdefault(table, {}).setdefault(route[1], {})
+                _insort(by_value.setdefault(route[2], []), view)
+            else:
+                _insort(self._dependents.setdefault(table, []), view)
+        for table, levels in links.lazy.items():
+            for level in levels:
+                level.routed_views.append(view)
+                level.router = self._route_group
+                lazy_field = level.plan.lazy_field
+                assert lazy_field is not None
+                groups = self._lazy_routed.setdefault(table, {}).setdefault(lazy_field, {})
+                for ck in level.active:
+                    counts = groups.setdefault(ck[0], {})
+                    counts[view] = counts.get(view, 0) + 1
+
+    def _unlink(self, view: View) -> None:
+        """Take a view out of the indexes :meth:`_link` entered it in."""
+        links = view.links
+        if links is None:
+            return
+        view.links = None
+        for key in links.offers:
+            _drop(self._offers, key, view)
+        route = view.route
+        for table in links.eager:
+            if route is not None and route[0] == table:
+                by_field = self._routed[table]
+                by_value = by_field[route[1]]
+                _drop(by_value, route[2], view)
+                if not by_value:
+                    del by_field[route[1]]
+                    if not by_field:
+                        del self._routed[table]
+            else:
+                _drop(self._dependents, table, view)
+        for table, levels in links.lazy.items():
+            for level in levels:
+                level.routed_views.remove(view)
+                lazy_field = level.plan.lazy_field
+                assert lazy_field is not None
+                # the table's and field's dicts stay: other views' levels may route by them
+                groups = self._lazy_routed[table][lazy_field]
+                for ck in level.active:
+                    counts = groups[ck[0]]
+                    count = counts[view] - 1
+                    if count:
+                        counts[view] = count
+                    else:
+                        del counts[view]
+                        if not counts:
+                            del groups[ck[0]]
 
     def _route_group(self, level: Level, value: Any, sign: int) -> None:
         """A lazy level built (+1) or dropped (-1) the group of ``value``: its views now
@@ -893,6 +939,37 @@ def _route(
 
 def _registration_order(view: View) -> int:
     return view.order
+
+
+def _links_of(view: View) -> ViewLinks:
+    """Where a view goes in the circuit's indexes (computed once, at registration)."""
+    offers: list[tuple[Any, ...]] = []
+    if view.shareable:
+        offers.append(("identity", view.plan.identity, view.format))
+    family = view.window_family
+    if family is not None:
+        offers.append(("family", family))
+    core = view.core
+    if core is not None:
+        offers.append(("core", core))
+    lazy = view.lazy_tables()
+    eager = tuple(sorted(table for table in view.tables if table not in lazy))
+    return ViewLinks(tuple(offers), eager, lazy)
+
+
+def _insort(views: list[View], view: View) -> None:
+    """Insert in registration order (a rebuilt view keeps its place among later ones)."""
+    if not views or views[-1].order < view.order:
+        views.append(view)
+    else:
+        bisect.insort(views, view, key=_registration_order)
+
+
+def _drop(index: dict[Any, list[View]], key: Any, view: View) -> None:
+    views = index[key]
+    views.remove(view)
+    if not views:
+        del index[key]
 
 
 def _split(ms: Iterable[Mutation]) -> Iterator[list[Mutation] | Mutation]:

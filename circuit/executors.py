@@ -454,7 +454,8 @@ class ProcessExecutor:
         )
         self._views[name] = view
         self._names.setdefault(name, None)
-        self._rebuild_dependents()
+        for table in view.tables:
+            self._dependents.setdefault(table, []).append(name)
         self._probe = [0, 0, 0]  # measured for other views
         circuit.advance_seq(circuit.seq + 1)
         seq = circuit.seq
@@ -485,7 +486,11 @@ class ProcessExecutor:
         view = self._views.pop(name, None)
         if view is None:
             raise CircuitError(f"no view named {name!r}")
-        self._rebuild_dependents()
+        for table in view.tables:
+            readers = self._dependents[table]
+            readers.remove(name)
+            if not readers:
+                del self._dependents[table]
         self._probe = [0, 0, 0]
         if view.slot == HOME:
             self.home.unregister_view(name)
@@ -1357,13 +1362,6 @@ class ProcessExecutor:
             f"{reply['kind']}: {reply['error']}",
             location=log_location(self._source, reply["line"] or self._line),
         )
-
-    def _rebuild_dependents(self) -> None:
-        index: dict[str, list[str]] = {}
-        for view in self._views.values():
-            for table in view.tables:
-                index.setdefault(table, []).append(view.name)
-        self._dependents = index
 
     def _check_open(self) -> None:
         if self._closed:

@@ -19,6 +19,7 @@ its members need.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -58,6 +59,20 @@ def plan_limit(plan: ViewPlan) -> int | None:
 def plan_offset(plan: ViewPlan) -> int:
     aggregate = plan.top.aggregate
     return aggregate.offset if aggregate is not None else plan.top.offset
+
+
+@dataclass(frozen=True)
+class ViewLinks:
+    """Where a registered view sits in the circuit's indexes, kept to leave them.
+
+    ``offers``: the sharing keys later views may match (identity, top-k family,
+    aggregate core); ``eager``: the tables whose changes reach it directly (or by
+    its route); ``lazy``: the tables it reads only through lazy nested levels.
+    """
+
+    offers: tuple[tuple[Any, ...], ...]
+    eager: tuple[str, ...]
+    lazy: dict[str, list[Level]]
 
 
 class View:
@@ -129,6 +144,8 @@ class View:
         if aggregate is not None and primary is None and window_owner is None:
             self.operator_metrics[self.op_output.path] = self.op_output
         self.tables = set(plan.tables)
+        self.route = plan.route
+        self.links: ViewLinks | None = None  # set by the circuit while registered
         self.metrics = ViewMetrics()
         self.row_count = 0
         self.order = 0  # registration number, for deterministic update order
