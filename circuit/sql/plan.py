@@ -281,8 +281,14 @@ def plan_view(
     path: str | None = None,
     dialect: str | None = None,
 ) -> ViewPlan:
-    """Parse and plan one view; every problem is a :class:`SqlError` naming it."""
-    select = parse_select(sql, view=name, path=path, dialect=dialect)
+    """Parse and plan one view; every problem is a :class:`SqlError` naming it.
+
+    Views of one template (the same SQL text) are parsed once: the tree and
+    its normalised text come from :func:`parsed_template` (the planner never
+    changes the tree it reads), so only planning with the parameters remains.
+    """
+    template = parsed_template(sql, view=name, path=path, dialect=dialect)
+    select = template.select
     ctx = CompileContext(view=name, path=path, params=dict(params or {}))
     try:
         with deep_recursion():
@@ -292,14 +298,55 @@ def plan_view(
             "the query nests deeper than the planner supports", view=name, path=path
         ) from err
     tables = sorted(top.tables)
-    identity = canonical_json([select.sql(), ctx.params])
+    identity = canonical_json([template.text, ctx.params])
     family = None
     if top.aggregate.windowed if top.aggregate is not None else top.windowed and not top.nested():
-        unbounded = select.copy()
-        unbounded.set("limit", None)
-        unbounded.set("offset", None)
-        family = canonical_json([unbounded.sql(), ctx.params])
+        family = canonical_json([template.unbounded_text(), ctx.params])
     return ViewPlan(name, sql, top, tables, identity, family)
+
+
+class Template:
+    """A view's SQL parsed once: the tree, and its normalised text (sqlglot's printing),
+    which is what makes two subscriptions the same template."""
+
+    __slots__ = ("_unbounded", "select", "text")
+
+    def __init__(self, select: exp.Select):
+        self.select = select
+        self.text = select.sql()
+        self._unbounded: str | None = None
+
+    def unbounded_text(self) -> str:
+        """The normalised text without LIMIT and OFFSET (a top-k view's family)."""
+        if self._unbounded is None:
+            unbounded = self.select.copy()
+            unbounded.set("limit", None)
+            unbounded.set("offset", None)
+            self._unbounded = unbounded.sql()
+        return self._unbounded
+
+
+TEMPLATE_CACHE_SIZE = 4096
+_templates: dict[tuple[str, str | None], Template] = {}
+
+
+def parsed_template(
+    sql: str, *, view: str, path: str | None = None, dialect: str | None = None
+) -> Template:
+    """The parsed template of a view's SQL text, cached by the raw text and dialect.
+
+    Refused SQL is not cached (each view gets its own error); the cache keeps
+    the most recent :data:`TEMPLATE_CACHE_SIZE` texts.
+    """
+    key = (sql, dialect)
+    found = _templates.get(key)
+    if found is not None:
+        return found
+    template = Template(parse_select(sql, view=view, path=path, dialect=dialect))
+    if len(_templates) >= TEMPLATE_CACHE_SIZE:
+        del _templates[next(iter(_templates))]
+    _templates[key] = template
+    return template
 
 
 class _Planner:
