@@ -69,11 +69,13 @@ from .report.run import (
     InitialLoad,
     Latency,
     Run,
+    RunError,
     RunInfo,
     StoppedAt,
     Totals,
 )
 from .sql import load_views
+from .timeline import Timeline
 from .updates import FORMATS, BatchResult, ViewUpdate
 
 Mode = Literal["single", "batch", "deferred"]
@@ -258,6 +260,7 @@ class Replayer:
         }[options.mode]
         self.stats = BatchStats()
         self.latency = Samples()
+        self.timeline = Timeline()
         # calls overlap (see the module docstring): the ingest time is then timed apart
         self._pipelined = (
             self.executor is not None and options.mode != "single" and options.pipeline_depth > 0
@@ -557,6 +560,7 @@ class Replayer:
     def _account(self, stats: BatchStats) -> None:
         self.stats += stats
         self.latency.add(stats.duration_ns)
+        self.timeline.add(self.entries, stats)
 
     def _record(self, started: int, stop_reason: str | None, failure: CircuitError | None) -> Run:
         wall_ns = self.clock() - started
@@ -599,7 +603,13 @@ class Replayer:
             completed=stop_reason is None,
             stop_reason=stop_reason,
             stopped_at=stopped_at,
-            extra={} if self.executor is None else {"executor": self.executor.report()},
+            error=None
+            if failure is None
+            else RunError(failure.message, failure.location, failure.hint),
+            extra={
+                "timeline": self.timeline.to_json(),
+                **({} if self.executor is None else {"executor": self.executor.report()}),
+            },
         )
 
 

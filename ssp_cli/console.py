@@ -24,8 +24,9 @@ EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
 
 
-PIPE_WIDTH = 160
-"""Width of tables written to a file or a pipe, where no terminal limits the lines."""
+PIPE_WIDTH = 1000
+"""Width of tables written to a file or a pipe, where no terminal limits the lines: wide
+enough that no cell is folded or cut (rich sizes a table to its content, not to this)."""
 
 
 def stdout() -> Console:

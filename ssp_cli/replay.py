@@ -135,11 +135,34 @@ def finish(run: Run, *, report: Path | None, markdown: Path | None, quiet: bool)
 
 
 def refuse_overwriting_inputs(outputs: dict[str, Path | None], *inputs: str | Path) -> None:
-    """An output file that is one of the inputs would destroy it: refuse before starting."""
+    """Refuse, before starting, an output that is one of the inputs (it would destroy it)
+    or that cannot be written (a missing or read-only directory), so a long replay is
+    not wasted on a file it could never write."""
     sources = {os.path.realpath(p) for p in inputs if str(p) != "-"}
     for flag, path in outputs.items():
-        if path is not None and os.path.realpath(path) in sources:
+        if path is None:
+            continue
+        if os.path.realpath(path) in sources:
             raise ReplayError(f"{path} is an input file", location=flag, hint="name another file")
+        check_writable(path, flag)
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Raise :class:`ReplayError` naming ``flag`` when ``path`` cannot be written."""
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise ReplayError(f"{path} is a directory", location=flag, hint="name a file")
+    if not parent.is_dir():
+        raise ReplayError(
+            f"cannot write {path}: directory {parent} does not exist",
+            location=flag,
+            hint=f"create it first (mkdir -p {parent})",
+        )
+    if target.exists() and not os.access(target, os.W_OK):
+        raise ReplayError(f"cannot write {path}: permission denied", location=flag)
+    if not target.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ReplayError(f"cannot write {path}: directory {parent} is not writable", location=flag)
 
 
 def _updates_writer(

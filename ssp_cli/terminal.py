@@ -22,7 +22,10 @@ def render_terminal(run: Run, console: Console, *, top_views: int = TOP_VIEWS) -
     """
     console.print(Text(escape_control(summary.title(run)), style="bold"), soft_wrap=True)
     style = "green" if run.completed else "bold red"
-    console.print(Text(escape_control(summary.status(run)), style=style), soft_wrap=True)
+    console.print(Text(escape_control(summary.headline(run)), style=style), soft_wrap=True)
+    if run.error is not None and run.error.hint:
+        console.print(Text(escape_control(f"hint: {run.error.hint}")), soft_wrap=True)
+    console.print(Text(escape_control(summary.options_line(run))), soft_wrap=True)
     for section in summary.sections(run, top_views):
         table = Table(
             title=section.title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD
@@ -34,3 +37,5 @@ def render_terminal(run: Run, console: Console, *, top_views: int = TOP_VIEWS) -
         for row in section.rows:
             table.add_row(*(Text(escape_control(c)) for c in row))
         console.print(table)
+        for line in (section.note or "").splitlines():
+            console.print(Text(escape_control(line)), soft_wrap=True)

@@ -158,8 +158,8 @@ def test_markdown_is_appended(files: Path) -> None:
     result = replay("--markdown", "summary.md", "--quiet")
     assert result.exit_code == 0
     text = (files / "summary.md").read_text(encoding="utf-8")
-    assert text.startswith("before\n## ssp replay: views.sql × log.jsonl")
-    assert "### Views by time" in text
+    assert text.startswith("before\n### ✅ ssp replay: completed: 7 entries")
+    assert "<summary>Views by time" in text
 
 
 def test_initial_records_are_reported_apart(files: Path) -> None:
@@ -181,7 +181,8 @@ def test_a_bad_line_is_one_error_line_exit_1_and_a_report(files: Path) -> None:
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if not line.startswith("hint: ")]
     assert len(errors) == 1 and errors[0].startswith("error: log.jsonl:3: ")
-    assert "stopped (error) at log.jsonl:3 after 2 entries" in result.stdout
+    assert "failed: error: log.jsonl:3: " in result.stdout
+    assert "(stopped at log.jsonl:3 after 2 entries)" in result.stdout
     doc = report()
     check_report(doc)
     assert (doc["completed"], doc["stop_reason"]) == (False, "error")
@@ -297,7 +298,7 @@ def test_report_renders_a_saved_run(files: Path) -> None:
     result = ssp("report", "run.json", "--markdown", "summary.md")
     assert result.exit_code == 0, result.output
     assert "latency p99" in result.stdout
-    assert "## ssp replay: views.sql × log.jsonl" in (files / "summary.md").read_text()
+    assert "views.sql × log.jsonl · mode batch" in (files / "summary.md").read_text()
 
 
 def test_report_refuses_other_json(files: Path) -> None:

@@ -9,7 +9,15 @@ import orjson
 import pytest
 from typer.testing import CliRunner, Result
 
-from circuit.compare import P99, THROUGHPUT, ReportMismatch, compare_runs, flatten
+from circuit.compare import (
+    P99,
+    THROUGHPUT,
+    ReportMismatch,
+    compare_runs,
+    flatten,
+    parse_metric_limits,
+)
+from circuit.errors import CircuitError
 from circuit.report import Run, write_report
 from circuit.report.run import Latency, RunInfo, StoppedAt, Totals
 from ssp_cli.main import app
@@ -71,7 +79,8 @@ def test_every_numeric_metric_is_compared_with_its_direction() -> None:
 def test_gate_allows_the_threshold_and_no_more(tput: float, p99: float, passed: bool) -> None:
     comparison = compare_runs(make_run(), make_run(entries_per_s=tput, p99=p99))
     assert comparison.passed is passed
-    assert [g.change.name for g in comparison.gates] == [THROUGHPUT, P99]
+    assert [j.name for j in comparison.judgements] == [THROUGHPUT, P99]
+    assert all("threshold alone (single runs)" in j.rule for j in comparison.judgements)
 
 
 def test_threshold_is_configurable() -> None:
@@ -115,8 +124,9 @@ def compare(*args: str) -> Result:
 def test_cli_passes_within_threshold(reports: Path) -> None:
     result = compare("base.json", "same.json")
     assert result.exit_code == 0, result.output
-    assert "totals.entries_per_s" in result.stdout
+    assert result.stdout.splitlines()[0] == "verdict: pass (throughput, p99 latency)"
     assert "ok: throughput" in result.stdout and "ok: p99 latency" in result.stdout
+    assert "0 → 0" not in result.stdout and "unchanged beyond noise: 1 views (v)" in result.stdout
     assert result.stderr == ""
 
 
@@ -125,17 +135,19 @@ def test_cli_fails_on_regression_with_one_error_line(reports: Path) -> None:
     assert result.exit_code == 1
     assert "REGRESSION: throughput" in result.stdout
     assert result.stderr.splitlines() == [
-        "error: slow.json: throughput regressed by 50.0% (allowed: 25%)"
+        "error: slow.json: throughput regressed by 50.0% (allowed: 25%; single runs, "
+        "threshold alone)"
     ]
     summary = Path("summary.md").read_text(encoding="utf-8")
-    assert summary.startswith("## ssp compare") and "| totals.entries_per_s |" in summary
+    first = summary.splitlines()[0]
+    assert first.startswith("### ❌ ssp compare: verdict: regression (throughput)")
     assert compare("base.json", "slow.json", "--max-regression", "60").exit_code == 0
 
 
 def test_cli_quiet_prints_only_the_gate(reports: Path) -> None:
     result = compare("base.json", "same.json", "--quiet")
     assert result.exit_code == 0
-    assert [line.split(":")[0] for line in result.stdout.splitlines()] == ["ok", "ok"]
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == ["verdict", "ok", "ok"]
 
 
 def test_cli_refuses_unreadable_and_mismatched_reports(reports: Path) -> None:
@@ -160,3 +172,149 @@ def test_help_ends_with_examples() -> None:
     assert result.exit_code == 0
     examples = result.stdout[result.stdout.index("Examples:") :]
     assert "ssp compare base.json new.json --max-regression 10" in examples
+
+
+# -- the noise-aware gate ----------------------------------------------------------
+
+
+def sampled(throughputs: list[float], p99s: list[float] | None = None) -> Run:
+    """A bench-like report: its ``bench`` section holds one run per sample."""
+    p99s = p99s or [50.0] * len(throughputs)
+    run = make_run(entries_per_s=sorted(throughputs)[len(throughputs) // 2])
+    runs = [
+        {
+            "entries_per_s": t,
+            "latency_p50_us": 10.0,
+            "latency_p90_us": 20.0,
+            "latency_p99_us": p,
+            "latency_max_us": p * 2,
+        }
+        for t, p in zip(throughputs, p99s, strict=True)
+    ]
+    run.extra["bench"] = {"repeat": len(runs), "combinations": [{"label": "a", "runs": runs}]}
+    return run
+
+
+def test_mann_whitney_matches_known_exact_and_normal_values() -> None:
+    from circuit.stats import mann_whitney_u, min_p_value
+
+    # fully separated 5 vs 5: the exact two-sided p is 2 / C(10, 5)
+    test = mann_whitney_u([6, 7, 8, 9, 10], [1, 2, 3, 4, 5])
+    assert (test.u, test.method) == (25.0, "exact")
+    assert test.p_value == pytest.approx(2 / 252)
+    assert mann_whitney_u([1, 3, 5], [2, 4, 6]).p_value == pytest.approx(0.7)
+    # ties: the normal approximation with tie and continuity corrections; by hand
+    # U = 1.5, sd = sqrt(36 / 12 * (13 - 96 / 132)) = 6.068, z = 16 / 6.068 = 2.637
+    tied = mann_whitney_u([1, 2, 2, 3, 3, 3], [3, 4, 4, 5, 5, 5])
+    assert (tied.u, tied.method) == (1.5, "normal")
+    assert tied.p_value == pytest.approx(0.00837, abs=0.0001)
+    assert mann_whitney_u([1, 1], [1, 1]).p_value == 1.0
+    assert min_p_value(3, 3) == pytest.approx(0.1)
+    assert min_p_value(5, 5) < 0.05
+
+
+def test_sampled_regression_needs_significance_and_the_limit() -> None:
+    base = sampled([1000, 1010, 990, 1005, 995])
+    slow = sampled([700, 720, 690, 710, 705])
+    comparison = compare_runs(base, slow)
+    assert comparison.verdict == "regression"
+    tput = comparison.judgements[0]
+    assert tput.outcome == "regression" and tput.p_value == pytest.approx(2 / 252)
+    assert "Mann-Whitney U over 5 vs 5 runs" in tput.rule
+    assert [j.name for j in comparison.decided_by] == [THROUGHPUT]
+
+
+def test_noisy_samples_beyond_the_limit_are_inconclusive_not_a_failure() -> None:
+    base = sampled([1000, 600, 1400, 900, 1100])
+    noisy = sampled([800, 1300, 500, 850, 1000])
+    comparison = compare_runs(base, noisy)
+    assert comparison.judgements[0].outcome == "inconclusive"
+    assert comparison.passed and comparison.verdict == "inconclusive"
+    assert "the samples overlap" in comparison.judgements[0].rule
+
+
+def test_three_runs_cannot_reach_significance_and_say_so() -> None:
+    comparison = compare_runs(sampled([1000, 1001, 1002]), sampled([500, 501, 502]))
+    assert comparison.verdict == "inconclusive"
+    assert "use --repeat 5" in comparison.judgements[0].rule
+
+
+def test_a_significant_but_small_difference_passes() -> None:
+    comparison = compare_runs(sampled([1000, 1001, 1002, 1003, 1004]), sampled([970] * 5))
+    tput = comparison.judgements[0]
+    assert tput.outcome == "pass" and "a real difference" in tput.rule
+
+
+def test_sampled_improvement_and_per_metric_limits() -> None:
+    fast = sampled([2000, 2010, 1990, 2005, 1995], [30.0, 31, 29, 30, 30])
+    comparison = compare_runs(sampled([1000, 1010, 990, 1005, 995]), fast)
+    assert comparison.verdict == "improvement"
+    slow_p99 = sampled([1000, 1010, 990, 1005, 995], [65.0, 66, 64, 65, 65])
+    base = sampled([1000, 1010, 990, 1005, 995])
+    assert compare_runs(base, slow_p99).verdict == "regression"
+    loose = compare_runs(base, slow_p99, metrics=parse_metric_limits(["p99=40"]))
+    assert loose.verdict == "pass"
+    with pytest.raises(CircuitError, match="NAME=PCT"):
+        parse_metric_limits(["p99"])
+    with pytest.raises(ReportMismatch, match="no metric"):
+        compare_runs(base, slow_p99, metrics={"totals.nothing": 5.0})
+
+
+def test_a_single_run_against_samples_is_judged_by_the_threshold_and_noted() -> None:
+    comparison = compare_runs(sampled([1000, 1010, 990, 1005, 995]), make_run(), new_name="n")
+    assert "threshold alone" in comparison.judgements[0].rule
+    assert any("n holds a single run" in note for note in comparison.notes)
+
+
+def test_runs_capped_at_the_same_entry_compare() -> None:
+    def capped(line: int) -> Run:
+        run = make_run()
+        run.completed, run.stop_reason = False, "max_entries"
+        run.stopped_at = StoppedAt(line=line, entries=100)
+        return run
+
+    assert compare_runs(capped(101), capped(101)).verdict == "pass"
+    with pytest.raises(ReportMismatch, match="different work"):
+        compare_runs(capped(101), make_run())
+    with pytest.raises(ReportMismatch, match="line 120 but BASE") as err:
+        compare_runs(capped(101), capped(120))
+    assert err.value.hint == "give both runs the same --max-entries"
+
+
+def test_unchanged_views_collapse_to_one_line_and_changed_ones_are_shown() -> None:
+    base, new = make_run(), make_run()
+    base.views = {f"v{i}": {"invocations": 10, "time_ns": 5000, "rows": 3} for i in range(20)}
+    new.views = {k: dict(v) for k, v in base.views.items()}
+    new.views["v7"]["rows"] = 4
+    comparison = compare_runs(base, new)
+    assert [c.name for c in comparison.shown()] == ["views.v7.rows"]
+    views, _ = comparison.unchanged()
+    assert len(views) == 19 and "v7" not in views
+
+
+def test_markdown_of_30000_views_stays_under_1_mib() -> None:
+    from ssp_cli.compare import render_markdown
+
+    base, new = make_run(), make_run(entries_per_s=500.0)
+    base.views = {f"view_{i}": {"invocations": 10, "rows": i} for i in range(30_000)}
+    new.views = {k: {"invocations": 11, "rows": v["rows"] + 1} for k, v in base.views.items()}
+    text = render_markdown(compare_runs(base, new), "base.json", "new.json")
+    assert len(text.encode()) < 1 << 20
+    assert text.splitlines()[0].startswith("### ❌ ssp compare: verdict: regression")
+    assert "<details>" in text
+
+
+def test_cli_json_and_github_formats(reports: Path) -> None:
+    result = compare("base.json", "slow.json", "--format", "json")
+    assert result.exit_code == 1
+    verdict = orjson.loads(result.stdout)
+    assert verdict["verdict"] == "regression" and verdict["decided_by"] == [THROUGHPUT]
+    assert verdict["metrics"][0]["test"] == "threshold"
+    result = compare("base.json", "slow.json", "--format", "github")
+    assert result.exit_code == 1
+    errors = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
+    assert len(errors) == 1 and "REGRESSION: throughput" in errors[0]
+    write_report(make_run(entries_per_s=5000.0), "fast.json")
+    result = compare("base.json", "fast.json", "--format", "github")
+    assert result.exit_code == 0
+    assert any(line.startswith("::notice ") for line in result.stdout.splitlines())

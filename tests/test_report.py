@@ -20,7 +20,15 @@ from circuit.report import (
     render_markdown,
     write_report,
 )
-from circuit.report.run import Errors, InitialLoad, Latency, RunInfo, StoppedAt, Totals
+from circuit.report.run import (
+    Errors,
+    InitialLoad,
+    Latency,
+    RunError,
+    RunInfo,
+    StoppedAt,
+    Totals,
+)
 from ssp_cli.terminal import render_terminal
 
 NUMBER = (int, float)
@@ -188,10 +196,13 @@ def test_other_json_is_not_a_report() -> None:
 
 def test_markdown_has_the_summary_tables() -> None:
     text = render_markdown(sample_run())
-    assert text.startswith("## ssp replay: v.sql × log.jsonl\n")
-    assert "**completed**" in text
+    first, second, third = text.splitlines()[:3]
+    assert first.startswith("### ✅ ssp replay: completed: 1,200 entries, 4,000 entries/s")
+    assert "wall 0.50 s" in first
+    assert second == "" and third.startswith("v.sql × log.jsonl · mode ")
     for title in ("Throughput and latency", "BatchStats totals", "Anomalies and rejects"):
-        assert f"### {title}" in text
+        assert f"<details><summary>{title}</summary>" in text
+    assert text.count("<details>") == text.count("</details>") == 4
     assert "| latency p99 (µs) | 30.5 |" in text
     assert "| anomaly stale_version | 2 |" in text
     assert "| rejected at lines | 7, 9 |" in text
@@ -200,9 +211,18 @@ def test_markdown_has_the_summary_tables() -> None:
 
 def test_markdown_shows_the_top_10_views_by_time_and_stays_small() -> None:
     text = render_markdown(sample_run(views=500))
-    assert "### Views by time (top 10 of 500)" in text
+    assert "<summary>Views by time (top 10 of 500)</summary>" in text
     assert "| view499 |" in text and "| view489 |" not in text
+    assert "- 490 more views not shown (" in text
     assert len(text.encode()) < 16 * 1024
+
+
+def test_markdown_stays_under_1_mib_for_30000_views_with_long_names() -> None:
+    run = sample_run(views=0)
+    run.views = {f"view_{i}_" + "x" * 500: view_metrics(i) for i in range(30_000)}
+    run.error = RunError("m" * 100_000, "views.sql:1:1: view " + "y" * 10_000, "h" * 10_000)
+    run.completed, run.stop_reason = False, "error"
+    assert len(render_markdown(run).encode()) < 64 * 1024
 
 
 def test_markdown_cells_cannot_break_the_table() -> None:
@@ -214,8 +234,32 @@ def test_markdown_cells_cannot_break_the_table() -> None:
 
 
 def test_markdown_says_where_a_failed_run_stopped() -> None:
-    run = sample_run(completed=False, stop_reason="error", stopped_at=StoppedAt(17, 16))
-    assert "**stopped (error) at log.jsonl:17 after 16 entries**" in render_markdown(run)
+    run = sample_run(completed=False, stop_reason="max_entries", stopped_at=StoppedAt(17, 16))
+    first = render_markdown(run).splitlines()[0]
+    assert "stopped (max_entries) at log.jsonl:17 after 16 entries" in first
+
+
+def test_markdown_of_a_failed_run_names_the_cause_in_its_first_two_lines() -> None:
+    run = sample_run(completed=False, stop_reason="error", stopped_at=StoppedAt(0, 0))
+    run.error = RunError("no such column 'nme'", "v.sql:3:12: view top", "did you mean 'name'?")
+    first, second = render_markdown(run).splitlines()[:2]
+    assert first == "### ❌ ssp replay: failed: error: v.sql:3:12: view top: no such column 'nme'"
+    assert second == "hint: did you mean 'name'?"
+    assert "log.jsonl:0" not in render_markdown(run)
+
+
+def test_the_error_round_trips_through_the_report(tmp_path: Path) -> None:
+    run = sample_run(completed=False, stop_reason="error", stopped_at=StoppedAt(3, 2))
+    run.error = RunError("not JSON", "log.jsonl:3", None)
+    path = tmp_path / "run.json"
+    write_report(run, path)
+    assert orjson.loads(path.read_bytes())["error"] == {
+        "message": "not JSON",
+        "location": "log.jsonl:3",
+        "hint": None,
+    }
+    assert read_report(path) == run
+    assert sample_run().to_json()["error"] is None
 
 
 def test_markdown_is_appended(tmp_path: Path) -> None:
@@ -224,7 +268,7 @@ def test_markdown_is_appended(tmp_path: Path) -> None:
     append_markdown(sample_run(), path)
     append_markdown(sample_run(), path)
     text = path.read_text(encoding="utf-8")
-    assert text.startswith("# CI\n") and text.count("## ssp replay") == 2
+    assert text.startswith("# CI\n") and text.count("✅ ssp replay:") == 2
 
 
 def test_terminal_tables_show_throughput_latency_and_views() -> None:

@@ -32,6 +32,7 @@ _CORE_KEYS = frozenset(
         "completed",
         "stop_reason",
         "stopped_at",
+        "error",
     }
 )
 
@@ -110,6 +111,20 @@ class StoppedAt:
 
 
 @dataclass(slots=True)
+class RunError:
+    """The error that stopped a run, as the terminal printed it (``error: LOCATION: message``
+    and ``hint: ...``), so a report or a CI summary says why without the job's log."""
+
+    message: str
+    location: str | None = None
+    hint: str | None = None
+
+    def line(self) -> str:
+        """``LOCATION: message``, the text after ``error: `` on the terminal."""
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+@dataclass(slots=True)
 class Run:
     """One recorded run (SPEC section 6)."""
 
@@ -123,6 +138,7 @@ class Run:
     stop_reason: str | None = None
     stopped_at: StoppedAt | None = None
     initial: InitialLoad | None = None
+    error: RunError | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -139,6 +155,7 @@ class Run:
             "completed": self.completed,
             "stop_reason": self.stop_reason,
             "stopped_at": asdict(self.stopped_at) if self.stopped_at is not None else None,
+            "error": asdict(self.error) if self.error is not None else None,
         }
         for key, value in self.extra.items():
             doc.setdefault(key, value)
@@ -154,6 +171,7 @@ class Run:
             totals = dict(doc["totals"])
             latency = Latency(**totals.pop("latency_us"))
             initial, stopped = doc.get("initial"), doc.get("stopped_at")
+            error = doc.get("error")
             return cls(
                 run=RunInfo(**doc["run"]),
                 totals=Totals(**totals, latency_us=latency),
@@ -165,6 +183,7 @@ class Run:
                 stop_reason=doc["stop_reason"],
                 stopped_at=StoppedAt(**stopped) if stopped is not None else None,
                 initial=InitialLoad(**initial) if initial is not None else None,
+                error=RunError(**error) if error is not None else None,
                 extra={k: v for k, v in doc.items() if k not in _CORE_KEYS},
             )
         except (KeyError, TypeError, ValueError) as err:

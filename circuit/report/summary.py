@@ -26,6 +26,8 @@ class Section:
     title: str
     headers: tuple[str, ...]
     rows: Sequence[tuple[str, ...]]
+    note: str | None = None
+    """A line printed under the table (what was left out, verdicts)."""
 
 
 def integer(value: Any) -> str:
@@ -44,9 +46,17 @@ def title(run: Run) -> str:
 
 
 def status(run: Run) -> str:
-    """One line: completed, or why and where the replay stopped."""
+    """One line: completed, or why and where the replay stopped (the error first)."""
     if run.completed:
         return "completed"
+    if run.error is not None:
+        where = ""
+        if run.stopped_at is not None and run.stopped_at.line > 0:
+            where = (
+                f" (stopped at {run.run.log_path or '<log>'}:{run.stopped_at.line}"
+                f" after {integer(run.stopped_at.entries)} entries)"
+            )
+        return f"failed: error: {run.error.line()}{where}"
     where = ""
     if run.stopped_at is not None:
         where = (
@@ -54,6 +64,46 @@ def status(run: Run) -> str:
             f" after {integer(run.stopped_at.entries)} entries"
         )
     return f"stopped ({run.stop_reason}){where}"
+
+
+def options_line(run: Run) -> str:
+    """The options that shape the numbers: ``mode batch, batch size 100, executor sequential``.
+
+    Options a mode ignores are left out (batch size in single mode, flushes outside
+    deferred mode, workers with the sequential executor).
+    """
+    o = run.run.options
+    mode = o.get("mode")
+    parts = [f"mode {mode}"]
+    if mode == "batch":
+        parts.append(f"batch size {o.get('batch_size')}")
+    if mode == "deferred":
+        for key, label in (("flush_every", "flush every"), ("frame_ms", "frame ms")):
+            if o.get(key) is not None:
+                parts.append(f"{label} {o[key]}")
+    executor = o.get("executor")
+    if executor is not None:
+        workers = o.get("workers")
+        parts.append(f"executor {executor}" + (f" ({workers} workers)" if workers else ""))
+    if o.get("coalesce") is False:
+        parts.append("no coalesce")
+    if o.get("max_entries") is not None:
+        parts.append(f"max entries {integer(o['max_entries'])}")
+    if o.get("params"):
+        parts.append("params " + ", ".join(f"{k}={v!r}" for k, v in o["params"].items()))
+    return ", ".join(parts)
+
+
+def headline(run: Run) -> str:
+    """The verdict line: the status, then throughput beside the wall time when completed."""
+    if not run.completed and run.error is not None:
+        return status(run)
+    t = run.totals
+    numbers = (
+        f"{integer(t.entries)} entries, {decimal(t.entries_per_s, 0)} entries/s of ingest time, "
+        f"p99 {decimal(t.latency_us.p99)} µs, wall {decimal(t.wall_s, 2)} s"
+    )
+    return f"{status(run)}: {numbers}"
 
 
 def throughput(run: Run) -> Section:
@@ -124,10 +174,58 @@ def top_views(run: Run, limit: int | None = None) -> Section:
         )
         for name, m in ranked[:limit]
     ]
-    shown = f"top {limit} of {len(ranked)}" if limit is not None and len(ranked) > limit else "all"
+    cut = limit is not None and len(ranked) > limit
+    shown = f"top {limit} of {len(ranked)}" if cut else "all"
     headers = ("view", "ms", "calls", "p50 µs", "p99 µs", "rows", "members", "recomputes")
-    return Section(f"Views by time ({shown})", headers, rows)
+    note = None
+    if cut:
+        rest = ranked[len(rows) :]
+        rest_ms = sum(int(m.get("time_ns", 0)) for _, m in rest) / 1e6
+        note = f"{integer(len(rest))} more views not shown ({decimal(rest_ms, 3)} ms together)"
+    return Section(f"Views by time ({shown})", headers, rows, note)
+
+
+def bench_table(run: Run) -> Section | None:
+    """The ``bench`` section of a ``ssp bench`` report as a table, verdicts under it."""
+    bench = run.extra.get("bench")
+    if not isinstance(bench, dict) or not bench.get("combinations"):
+        return None
+    rows = []
+    verdicts = []
+    for combo in bench["combinations"]:
+        s = combo.get("summary", {})
+        tput = s.get("entries_per_s", {})
+        ratio = combo.get("ratio", {})
+        rows.append(
+            (
+                str(combo.get("label", "")),
+                decimal(tput.get("median", 0), 0),
+                f"±{float(tput.get('spread_percent', 0)) / 2:.1f}%",
+                _ratio(ratio.get("entries_per_s")),
+                decimal(s.get("latency_p50_us", {}).get("median", 0)),
+                decimal(s.get("latency_p99_us", {}).get("median", 0)),
+                _ratio(ratio.get("latency_p99_us")),
+            )
+        )
+        if combo.get("verdict"):
+            verdicts.append(str(combo["verdict"]))
+    for warning in bench.get("warnings", []):
+        verdicts.append(f"warning: {warning}")
+    headers = ("combination", "entries/s", "±", "ratio", "p50 µs", "p99 µs", "p99 ratio")
+    title = f"Bench: {len(rows)} combinations x {bench.get('repeat')} runs (interleaved)"
+    return Section(title, headers, rows, "\n".join(verdicts) or None)
+
+
+def _ratio(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f}x"
 
 
 def sections(run: Run, view_limit: int | None = None) -> list[Section]:
-    return [throughput(run), batch_totals(run), problems(run), top_views(run, view_limit)]
+    bench = bench_table(run)
+    return [
+        *([bench] if bench is not None else []),
+        throughput(run),
+        batch_totals(run),
+        problems(run),
+        top_views(run, view_limit),
+    ]
