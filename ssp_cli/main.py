@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "compare",
     "gen",
     "report",
+    "record",
 )
 
 app = typer.Typer(
