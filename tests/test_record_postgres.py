@@ -72,7 +72,18 @@ VIEWS = """
 CREATE VIEW rich AS SELECT name, balance FROM account WHERE score > 0;
 CREATE VIEW labels AS SELECT a.name AS owner_name, i.label FROM item i JOIN account a ON a.k = i.owner;
 CREATE VIEW everything AS SELECT * FROM account;
+CREATE VIEW per_owner AS SELECT owner, COUNT(*) AS n, SUM(seq) AS total FROM item GROUP BY owner;
+CREATE VIEW top AS SELECT name, score FROM account ORDER BY score DESC LIMIT 2;
+CREATE VIEW tiers AS SELECT name, meta FROM account WHERE balance < $limit;
 """
+
+
+def verify_with_postgres(db: Database, tmp_path: Path, *extra: str) -> Any:
+    return CliRunner().invoke(
+        app,
+        ["verify", str(tmp_path / "views.sql"), str(tmp_path / "log.jsonl"), "--oracle",
+         "postgres", "--dsn", db.dsn, "--param", "limit=100", *extra],
+    )  # fmt: skip
 
 
 def test_a_recorded_workload_replays_strictly_to_the_servers_state(
@@ -117,7 +128,7 @@ def test_a_recorded_workload_replays_strictly_to_the_servers_state(
         replay = CliRunner().invoke(
             app,
             ["replay", str(tmp_path / "views.sql"), str(tmp_path / "log.jsonl"), "--strict",
-             "--dump", str(dump), "--quiet"],
+             "--dump", str(dump), "--quiet", "--param", "limit=100"],
         )  # fmt: skip
         assert replay.exit_code == 0, replay.output
         views = json.loads(dump.read_text())["views"]
@@ -131,6 +142,16 @@ def test_a_recorded_workload_replays_strictly_to_the_servers_state(
         assert sorted((r["owner_name"], r["label"]) for r in views["labels"]["rows"]) == labels
         keys = [r[0] for r in conn.execute("SELECT k FROM account ORDER BY k").fetchall()]
         assert [m[0] for m in views["everything"]["members"]] == [f"account:{k}" for k in keys]
+        # PostgreSQL as the third oracle: the same SQL over the recorded tables
+        result = verify_with_postgres(pg_db, tmp_path)
+        assert result.exit_code == 0, result.output
+        assert "ok: 5 checks passed, 1 skipped" in result.output
+        assert "engine's records carry their canonical id" in result.output
+        # a database that moved on without the log is caught
+        conn.execute("UPDATE item SET label = 'changed'")
+        result = verify_with_postgres(pg_db, tmp_path)
+        assert result.exit_code == 1
+        assert "view labels: rows differ from the postgres oracle" in result.output
 
 
 def test_a_second_run_continues_where_the_slot_stopped(pg_db: Database, tmp_path: Path) -> None:
