@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "gen",
     "report",
     "record",
+    "import_cmd",
 )
 
 app = typer.Typer(

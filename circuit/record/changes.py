@@ -14,8 +14,9 @@ are SPEC section 9's:
   value out of an UPDATE, Debezium writes a placeholder) is taken from the
   old row the source sent, else from the last row seen for that id, else the
   change is refused with an error that says to set ``REPLICA IDENTITY FULL``;
-- values: integers as integers, other numbers as floats where the float is
-  exact and as strings otherwise; ``NaN`` and infinities are refused (the log
+- values: integers as integers (as strings beyond 64 bits), other numbers as
+  floats where the float's shortest text is the same decimal number (``0.1``,
+  ``10.50``) and as strings otherwise (``12345678901234567890.12``); ``NaN`` and infinities are refused (the log
   has no such number and writing ``null`` would be silently wrong); json and
   jsonb text as JSON values.
 
@@ -108,8 +109,8 @@ def number_from_text(text: str, kind: str, column: str, location: str | None) ->
         integer = int(decimal)
         return integer if INT64[0] <= integer <= INT64[1] else stripped
     as_float = float(decimal)
-    if math.isfinite(as_float) and Decimal(as_float) == decimal:
-        return as_float
+    if math.isfinite(as_float) and Decimal(repr(as_float)) == decimal:
+        return as_float  # the float's JSON text is the same decimal number
     return stripped
 
 
@@ -144,7 +145,8 @@ def convert_value(type_name: str | None, value: Any, column: str, location: str 
             _refuse_non_finite(repr(value), column, location)
         return value
     if isinstance(value, NumText):
-        number_kind = "float" if kind in FLOAT_TYPES else "decimal"
+        # an untyped source's number is a JSON number: beyond the float range it is refused
+        number_kind = "decimal" if kind in DECIMAL_TYPES else "float"
         return number_from_text(value, number_kind, column, location)
     if isinstance(value, int):
         if kind in DECIMAL_TYPES and not INT64[0] <= value <= INT64[1]:
