@@ -24,7 +24,7 @@ ssp verify fixtures/forum/views.sql fixtures/forum/log.jsonl
 ssp verify views.sql log.jsonl --mode single --every 10
 ssp verify views.sql log.jsonl --oracle sqlglot --mode deferred --flush-every 50
 ssp verify views.sql log.jsonl --repro repro/ --report verify.json
-ssp verify views.sql recorded.jsonl --initial initial.jsonl --oracle postgres --dsn postgresql://app@127.0.0.1/app
+ssp verify views.sql log.jsonl --oracle postgres --dsn postgresql://db/app
 """
 
 OracleOpt = Annotated[
