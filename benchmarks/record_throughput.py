@@ -38,12 +38,12 @@ def main() -> None:
             with conn.transaction():
                 base = step * 40
                 conn.execute(
-                    "INSERT INTO author SELECT g, 'a' || g, g / 7.0 FROM generate_series(%s, %s) g",
+                    "INSERT INTO author SELECT g, 'a' || g, g / 7.0 FROM generate_series(%s::int, %s::int) g",
                     (base, base + 19),
                 )
                 conn.execute(
                     "INSERT INTO post SELECT g, g %% 20 + %s, repeat('x', 50), "
-                    "jsonb_build_object('n', g) FROM generate_series(%s, %s) g",
+                    "jsonb_build_object('n', g) FROM generate_series(%s::int, %s::int) g",
                     (base, base, base + 39),
                 )
                 conn.execute(
