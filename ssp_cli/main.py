@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "compare",
     "gen",
     "report",
+    "record",
+    "import_cmd",
 )
 
 app = typer.Typer(

@@ -24,16 +24,22 @@ ssp verify fixtures/forum/views.sql fixtures/forum/log.jsonl
 ssp verify views.sql log.jsonl --mode single --every 10
 ssp verify views.sql log.jsonl --oracle sqlglot --mode deferred --flush-every 50
 ssp verify views.sql log.jsonl --repro repro/ --report verify.json
+ssp verify views.sql log.jsonl --oracle postgres --dsn postgresql://db/app
 """
 
 OracleOpt = Annotated[
-    Literal["sqlite", "sqlglot"],
+    Literal["sqlite", "sqlglot", "postgres"],
     typer.Option(
         "--oracle",
         case_sensitive=False,
         help="Evaluate views from scratch with SQLite (exact) or sqlglot's Python executor "
-        "(skips what it cannot run).",
+        "(skips what it cannot run), or run them in PostgreSQL over the recorded tables at the "
+        "end of the log (needs --dsn; skips where the dialects differ).",
     ),
+]
+Dsn = Annotated[
+    str | None,
+    typer.Option("--dsn", help="The recorded PostgreSQL database, for --oracle postgres."),
 ]
 Every = Annotated[
     int, typer.Option("--every", min=1, help="Check the views after every N ingest calls.")
@@ -55,6 +61,7 @@ def verify_command(
     log: LogArg,
     options: ReplayOptions,
     oracle: OracleOpt = "sqlite",
+    dsn: Dsn = None,
     every: Every = 1,
     repro: Repro = None,
     report: Report = None,
@@ -76,6 +83,7 @@ def verify_command(
                 log,
                 options,
                 oracle=oracle,
+                dsn=dsn,
                 every=every,
                 repro_dir=repro,
                 argv=sys.argv,

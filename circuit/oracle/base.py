@@ -11,7 +11,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from ..errors import SqlError
+from ..errors import CircuitError, SqlError
 
 Tables = Mapping[str, Mapping[str, dict[str, Any]]]
 """table name -> {canonical record id -> record}, as :meth:`Circuit.tables` returns."""
@@ -93,8 +93,8 @@ def param_values(params: Mapping[str, Any]) -> dict[str, Any]:
     return {key.lstrip("$:"): value for key, value in params.items()}
 
 
-def get_oracle(name: str, dialect: str | None = None) -> Oracle:
-    """The oracle called ``name`` (``sqlite`` or ``sqlglot``)."""
+def get_oracle(name: str, dialect: str | None = None, *, dsn: str | None = None) -> Oracle:
+    """The oracle called ``name`` (``sqlite``, ``sqlglot``, or ``postgres`` on ``dsn``)."""
     if name == "sqlite":
         from .sqlite import SqliteOracle
 
@@ -103,4 +103,10 @@ def get_oracle(name: str, dialect: str | None = None) -> Oracle:
         from .sqlglot_exec import SqlglotOracle
 
         return SqlglotOracle(dialect=dialect)
-    raise ValueError(f"unknown oracle {name!r} (choose sqlite or sqlglot)")
+    if name == "postgres":
+        from .postgres import PostgresOracle
+
+        if dsn is None:
+            raise CircuitError("the postgres oracle needs a database", location="--dsn")
+        return PostgresOracle(dsn, dialect=dialect)
+    raise ValueError(f"unknown oracle {name!r} (choose sqlite, sqlglot or postgres)")
