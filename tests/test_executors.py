@@ -574,6 +574,7 @@ def test_both_ends_can_send_more_than_the_channel_holds_before_reading() -> None
         end.close()
 
 
+@pytest.mark.slow  # decided by measured times: a loaded machine builds the workers once
 def test_views_cheaper_than_applying_their_entries_never_go_to_workers(pool: WorkerPool) -> None:
     # four filters over one table, calls of 40 records: applying the entries costs several
     # times what the views do (VIEWS_OVER_APPLY asks for the opposite, twice over), so the
