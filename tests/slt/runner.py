@@ -368,6 +368,7 @@ class FileRunner:
         self.mirror: dict[str, dict[str, dict[str, Any]]] = {}  # the circuit's tables
         self.limit = limit
         self.counter = 0
+        self._schema_cache: dict[str, list[str]] | None = None
 
     def run(self) -> FileResult:
         started = time.perf_counter()
@@ -395,14 +396,18 @@ class FileRunner:
 
     def _statement(self, record: Record) -> None:
         # `statement error` records, and what SQLite refuses, change nothing
+        self._schema_cache = None
         with contextlib.suppress(sqlite3.Error):
             self.db.execute(record.sql)
 
     def _schema(self) -> dict[str, list[str]]:
+        if self._schema_cache is not None:
+            return self._schema_cache
         schema: dict[str, list[str]] = {}
         for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'"):
             columns = [row[1] for row in self.db.execute(f'PRAGMA table_info("{name}")')]
             schema[name.lower()] = columns
+        self._schema_cache = schema
         return schema
 
     def _register(self, record: Record) -> _Pending | None:
