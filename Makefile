@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck pytest fuzz bench clean venv
+.PHONY: run test lint typecheck pytest fuzz bench slt clean venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ pytest: $(STAMP)
 ## Long differential run (hypothesis with many more examples).
 fuzz: $(STAMP)
 	SSP_FUZZ=1 $(BIN)/pytest -m "slow or not slow" tests/test_differential.py tests/test_circuit_properties.py tests/test_executors.py
+
+## The whole sqllogictest corpus through maintained views (SSP_SLT_DIR, default ../shared/sqllogictest).
+slt: $(STAMP)
+	$(BIN)/python -m tests.slt.runner --json=slt-report.json
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine_throughput.py

@@ -361,19 +361,30 @@ class _Planner:
         scope = Scope(
             {alias: i for i, (_, alias) in enumerate(sources)}, [t for t, _ in sources], parent
         )
+        order = self._cross_order(select, sources, join_nodes, scope)
+        if order is not None:
+            sources = [sources[i] for i in order]
+            scope = Scope(
+                {alias: i for i, (_, alias) in enumerate(sources)}, [t for t, _ in sources], parent
+            )
         plan = LevelPlan(sources=sources)
         compiler = ExpressionCompiler(scope, ctx, atom_hook=None)
 
         residuals: list[TruthFn] = []
+        where = select.args.get("where")
+        where_parts = conjuncts(where.this if where is not None else None)
         for index, node in enumerate(join_nodes, start=1):
-            step, residual = self._join(node, index, sources, scope, plan)
+            if _is_cross(node):
+                step = self._cross_join(index, sources, scope, where_parts)
+                residual: list[TruthFn] = []
+            else:
+                step, residual = self._join(node, index, sources, scope, plan)
             plan.joins.append(step)
             residuals.extend(residual)
 
         # WHERE: correlation pairs, static conjuncts, subquery conjuncts.
         static: list[TruthFn] = []
         dynamic: list[exp.Expression] = []
-        where = select.args.get("where")
         extra_static = list(plan.static_sql)
         plan.static_sql = []
         for conjunct in conjuncts(where.this if where is not None else None):
@@ -566,6 +577,102 @@ class _Planner:
         plan.static_sql.extend(residual_sql)
         step = JoinStep(table, alias, left_keys, right_keys, on.sql(), right_field=right_field)
         return step, residual
+
+    def _cross_order(
+        self,
+        select: exp.Select,
+        sources: list[tuple[str, str]],
+        join_nodes: list[exp.Join],
+        scope: Scope,
+    ) -> list[int] | None:
+        """A better order for a level whose joins are all comma/CROSS joins, or None.
+
+        SQLite picks its own join order; a chain in FROM order would build a product
+        wherever a source has no WHERE equality with the ones before it (``FROM a, b, c
+        WHERE a.x = c.x AND b.y = c.y``). The order starts from the source pinned by the
+        most ``column = constant`` terms and then takes, in FROM order, the first source
+        with an equality to those taken. A row's key follows the new order, so levels
+        whose row keys decide anything visible (ORDER BY, LIMIT) keep FROM order.
+        """
+        if not join_nodes or not all(_is_cross(j) for j in join_nodes):
+            return None
+        if select.args.get("order") or select.args.get("limit") or select.args.get("offset"):
+            return None
+        where = select.args.get("where")
+        links: list[set[int]] = []
+        pinned = [0] * len(sources)
+        for conjunct in conjuncts(where.this if where is not None else None):
+            if not isinstance(conjunct, exp.EQ) or _has_subquery(conjunct):
+                continue
+            sides = [self._positions(side, scope) for side in (conjunct.this, conjunct.expression)]
+            if sides[0] is None or sides[1] is None:
+                continue
+            if sides[0] and sides[1] and len(sides[0] | sides[1]) > 1:
+                links.append(sides[0] | sides[1])
+            elif len(sides[0] | sides[1]) == 1:
+                pinned[next(iter(sides[0] | sides[1]))] += 1
+        first = max(range(len(sources)), key=lambda i: (pinned[i], -i))
+        order = [first]
+        taken = {first}
+        while len(order) < len(sources):
+            rest = [i for i in range(len(sources)) if i not in taken]
+            linked = [i for i in rest if any(i in link and link - {i} <= taken for link in links)]
+            pick = linked[0] if linked else rest[0]
+            order.append(pick)
+            taken.add(pick)
+        return None if order == list(range(len(sources))) else order
+
+    def _cross_join(
+        self,
+        index: int,
+        sources: list[tuple[str, str]],
+        scope: Scope,
+        where_parts: list[exp.Expression],
+    ) -> JoinStep:
+        """``FROM a, b`` / ``CROSS JOIN``: WHERE equalities between the new source and the
+        earlier ones become the step's join keys (a true product when there are none).
+
+        The equalities stay in WHERE too (a static filter), so the keys only pick the
+        candidates: the answer is WHERE's, whatever the keys' notion of equality.
+        """
+        table, alias = sources[index]
+        left_scope = Scope(
+            {a: i for i, (_, a) in enumerate(sources[:index])},
+            [t for t, _ in sources[:index]],
+            scope.parent,
+        )
+        right_scope = Scope({alias: 0}, [table], scope.parent)
+        left_compiler = ExpressionCompiler(left_scope, self.ctx)
+        right_compiler = ExpressionCompiler(right_scope, self.ctx)
+        left_keys: list[RowFn] = []
+        right_keys: list[RowFn] = []
+        used: list[str] = []
+        for conjunct in where_parts:
+            pair = self._equi_pair(conjunct, scope, index) or self._pin_pair(conjunct, scope, index)
+            if pair is None:
+                continue
+            left_node, right_node = pair
+            left_keys.append(left_compiler.value(left_node))
+            right_keys.append(right_compiler.value(right_node))
+            used.append(conjunct.sql())
+        on_sql = " AND ".join(used) if used else "TRUE (a product)"
+        return JoinStep(table, alias, left_keys, right_keys, on_sql)
+
+    def _pin_pair(
+        self, node: exp.Expression, scope: Scope, index: int
+    ) -> tuple[exp.Expression, exp.Expression] | None:
+        """For ``b.x = constant`` with ``b`` source ``index``: (constant, b.x), a join key
+        that keeps only source ``index``'s records with that value (NULL keeps none)."""
+        if not isinstance(node, exp.EQ) or _has_subquery(node):
+            return None
+        for this, other in ((node.this, node.expression), (node.expression, node.this)):
+            if (
+                self._positions(this, scope) == {index}
+                and not list(other.find_all(exp.Column))
+                and not any(isinstance(n, exp.AggFunc) for n in other.walk())
+            ):
+                return other, this
+        return None
 
     def _equi_pair(
         self, node: exp.Expression, scope: Scope, index: int
@@ -855,11 +962,7 @@ def order_items(
     for ordered in order.expressions:
         target = ordered.this
         if isinstance(target, exp.Literal) and not target.is_string:
-            raise ctx.unsupported(
-                ordered,
-                "ORDER BY a column position",
-                hint="order by the expression or its output name",
-            )
+            target = _position_target(ordered, target, select, ctx)
         if isinstance(target, exp.Column) and not target.table and target.name in outputs:
             target = outputs[target.name]
         if _has_subquery(target):
@@ -873,6 +976,25 @@ def order_items(
             )
         )
     return items
+
+
+def _position_target(
+    ordered: exp.Expression, literal: exp.Literal, select: exp.Select, ctx: CompileContext
+) -> exp.Expression:
+    """``ORDER BY 2``: the second select item's expression (SQLite's rule)."""
+    text = str(literal.this)
+    items = select.expressions
+    if not text.isdigit() or not 1 <= int(text) <= len(items):
+        raise ctx.error(
+            ordered, f"ORDER BY term {text} is not a position in the select list (1..{len(items)})"
+        )
+    node = items[int(text) - 1]
+    target: exp.Expression = node.this if isinstance(node, exp.Alias) else node
+    if isinstance(target, exp.Star) or (
+        isinstance(target, exp.Column) and isinstance(target.this, exp.Star)
+    ):
+        raise ctx.unsupported(ordered, "ORDER BY the position of a * item", hint="name the column")
+    return target
 
 
 def window_bounds(
@@ -1090,12 +1212,33 @@ def _nested_subquery(node: exp.Expression) -> tuple[exp.Subquery, bool] | None:
     return None
 
 
+def _is_cross(node: exp.Join) -> bool:
+    """A comma join or ``CROSS JOIN`` (an inner join without ON or USING)."""
+    side = (node.args.get("side") or "").upper()
+    kind = (node.args.get("kind") or "").upper()
+    return (
+        not side
+        and kind in ("", "CROSS", "INNER")
+        and node.args.get("on") is None
+        and not node.args.get("using")
+    )
+
+
 def _has_subquery(node: exp.Expression) -> bool:
     return any(isinstance(n, (exp.Select, exp.Subquery, exp.Exists)) for n in node.walk())
 
 
 def _has_aggregate(node: exp.Expression) -> bool:
-    return any(isinstance(n, exp.AggFunc) for n in node.walk())
+    """An aggregate call of this level (not one inside a subquery)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, exp.AggFunc):
+            return True
+        if current is not node and isinstance(current, (exp.Select, exp.Subquery, exp.Exists)):
+            continue
+        stack.extend(current.iter_expressions())
+    return False
 
 
 def _all(parts: list[TruthFn]) -> TruthFn:

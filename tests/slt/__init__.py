@@ -1,0 +1,1 @@
+"""sqllogictest through maintained views (see :mod:`tests.slt.runner`)."""
