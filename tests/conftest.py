@@ -9,12 +9,14 @@ The expected payloads are built here independently of the engine's own helpers
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 import pytest
 from blake3 import blake3
+from hypothesis import settings
 
 from circuit import Circuit, ViewUpdate
 from circuit.metrics import FakeClock
@@ -85,3 +87,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="rewrite tests/conformance/*/expected_* from the engine (known-bug cases are kept); "
         "each case reports what it rewrote as a skip (see -rs)",
     )
+
+
+# The default run is deterministic: hypothesis derives its examples from each test (and keeps
+# no example database), so CI cannot fail on a lucky draw. ``SSP_FUZZ=1`` (``make fuzz``)
+# searches at random instead.
+_FUZZ = os.environ.get("SSP_FUZZ") == "1"
+settings.register_profile(
+    "ssp", derandomize=not _FUZZ, database=None if not _FUZZ else settings.default.database
+)
+settings.load_profile("ssp")

@@ -79,7 +79,7 @@ settings.register_profile(
     "ssp-differential",
     max_examples=2000 if FUZZ else 40,
     deadline=None,
-    derandomize=False,
+    derandomize=not FUZZ,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 DIFFERENTIAL = settings.get_profile("ssp-differential")

@@ -13,6 +13,7 @@ windows them like any level.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from fractions import Fraction
@@ -20,6 +21,7 @@ from typing import Any
 
 from sortedcontainers import SortedDict
 
+from ..errors import ReplayError
 from ..sql.keys import hash_key
 from ..sql.plan import AggregatePlan, AggregateSpec, LevelPlan, OrderItem
 from ..sql.values import add, canonical_json, sort_key
@@ -50,17 +52,38 @@ class _Sum:
         self.reals += sign
         self.exact += sign * Fraction(value)
 
-    def total(self) -> Any:
+    def total(self, sql: str = "SUM") -> Any:
+        """The sum: an integer when every input is one, else the exact sum as a real.
+
+        An integer sum beyond 64 bits is SQLite's "integer overflow" error. SQLite also
+        raises when a partial sum overflows in its scan order; the engine has no scan
+        order and judges the exact total, the same whatever the order of the rows. A
+        real sum beyond the range of a double is an infinity, as SQLite's.
+        """
         if self.count == 0:
             return None
         if self.reals == 0:
+            if not _MIN_INT <= self.int_sum <= _MAX_INT:
+                raise ReplayError(f"integer overflow in {sql}")
             return self.int_sum
-        return float(self.exact + self.int_sum)
+        return _real(self.exact + self.int_sum)
 
     def average(self) -> Any:
         if self.count == 0:
             return None
-        return float((self.exact + self.int_sum) / self.count)
+        return _real((self.exact + self.int_sum) / self.count)
+
+
+_MAX_INT = 2**63 - 1
+_MIN_INT = -(2**63)
+
+
+def _real(exact: Fraction) -> float:
+    """``exact`` rounded to the nearest double; beyond the largest, an infinity."""
+    try:
+        return float(exact)
+    except OverflowError:
+        return math.inf if exact > 0 else -math.inf
 
 
 _INTEGER_TEXT = re.compile(r"[ \t\n\f\r]*[+-]?[0-9]+[ \t\n\f\r]*")
@@ -160,7 +183,7 @@ def _result(spec: AggregateSpec, state: Any, rows: int) -> Any:
             return rows
         return len(state.counts) if spec.distinct else state.count
     if kind == "sum":
-        return state.total()
+        return state.total(spec.sql)
     if kind == "avg":
         return state.average()
     if kind == "min":

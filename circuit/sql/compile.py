@@ -222,7 +222,7 @@ class ExpressionCompiler:
     def constant(self, node: exp.Expression) -> tuple[bool, Any]:
         """(True, value) when the node is a literal or bound parameter."""
         if isinstance(node, exp.Literal):
-            return True, _literal(node)
+            return True, _literal(node, self.ctx)
         if isinstance(node, exp.Null):
             return True, None
         if isinstance(node, exp.Boolean):
@@ -259,7 +259,7 @@ class ExpressionCompiler:
         return _walk_path(self.ctx.params[name], path)
 
     def _v_Literal(self, node: exp.Literal) -> RowFn:
-        value = _literal(node)
+        value = _literal(node, self.ctx)
         return lambda row: value
 
     def _v_Null(self, node: exp.Null) -> RowFn:
@@ -685,7 +685,7 @@ def _any_of(parts: list[TruthFn]) -> TruthFn:
     return lambda row: any(p(row) for p in parts)
 
 
-def _literal(node: exp.Literal) -> Any:
+def _literal(node: exp.Literal, ctx: CompileContext) -> Any:
     if node.is_string:
         return node.this
     text = str(node.this)
@@ -693,6 +693,9 @@ def _literal(node: exp.Literal) -> Any:
         return int(text)
     except ValueError:
         pass
-    if text.lower().startswith("0x"):
-        return int(text, 16)
-    return float(text)
+    try:
+        if text.lower().startswith("0x"):
+            return int(text, 16)
+        return float(text)
+    except ValueError:  # sqlglot's tokenizer accepts a few non-numbers, e.g. ``1e3+08``
+        raise ctx.error(node, f"malformed number {text!r}") from None

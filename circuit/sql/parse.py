@@ -37,8 +37,24 @@ class ViewDefinition:
 
 
 def load_views(path: str | Path, dialect: str | None = None) -> list[ViewDefinition]:
-    """Read every ``CREATE VIEW`` of a views file, in file order."""
-    text = Path(path).read_text(encoding="utf-8")
+    """Read every ``CREATE VIEW`` of a views file, in file order.
+
+    The file must be UTF-8: a byte that is not is a :class:`SqlError` at its line and column.
+    """
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        before = data[: err.start]
+        line = before.count(b"\n") + 1
+        col = len(before[before.rfind(b"\n") + 1 :].decode("utf-8")) + 1
+        raise SqlError(
+            f"the views file is not valid UTF-8: byte 0x{data[err.start]:02x} ({err.reason})",
+            path=str(path),
+            line=line,
+            col=col,
+            hint="save the file as UTF-8",
+        ) from None
     return parse_views(text, path=str(path), dialect=dialect)
 
 
@@ -107,6 +123,9 @@ def parse_statement(
         raise UnsupportedSqlError(
             "the query nests deeper than the SQL parser supports", path=path, view=view
         ) from err
+    except ValueError as err:  # sqlglot builds some nodes with asserts of its own
+        line = sql[: len(sql) - len(sql.lstrip())].count("\n") + 1
+        raise SqlError(f"syntax error: {err}", path=path, line=line, col=1, view=view) from err
     statements = [t for t in trees if t is not None and not isinstance(t, exp.Semicolon)]
     if len(statements) != 1:
         raise SqlError(

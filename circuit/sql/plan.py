@@ -1137,6 +1137,12 @@ class _AggregatePlanner:
                 raise ctx.unsupported(node, "a subquery or aggregate in GROUP BY")
             if not distinct and isinstance(node, exp.Literal) and not node.is_string:
                 raise ctx.unsupported(node, "GROUP BY a column position")
+        # ``GROUP BY a, a`` groups as ``GROUP BY a``: one slot per distinct expression, so
+        # that the group tuple and the slots of the aggregates after it line up
+        unique: dict[str, exp.Expression] = {}
+        for node in group_nodes:
+            unique.setdefault(node.sql(), node)
+        group_nodes = list(unique.values())
         group_fns = [rows.value(node) for node in group_nodes]
         out = _AggregateCompiler(scope, ctx, group_nodes, rows)
         items: list[tuple[str, RowFn]] = []

@@ -1,0 +1,1 @@
+CREATE VIEW v AS SELECT * FROM user WHERE id NOT IN (SELECT owner FROM ban);

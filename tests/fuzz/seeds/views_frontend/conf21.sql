@@ -1,0 +1,1 @@
+CREATE VIEW r AS SELECT id, score * -1 AS neg FROM post ORDER BY neg LIMIT 2;

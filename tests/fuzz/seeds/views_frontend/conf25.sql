@@ -1,0 +1,2 @@
+CREATE VIEW ni AS SELECT * FROM user WHERE tier NOT IN (SELECT code FROM bad);
+CREATE VIEW isq AS SELECT * FROM user WHERE id IN (SELECT owner FROM pet);

@@ -1,0 +1,1 @@
+CREATE VIEW adults AS SELECT * FROM user WHERE age >= 18;

@@ -1,0 +1,2 @@
+CREATE VIEW g AS SELECT thread, COUNT(*) AS n FROM comment GROUP BY thread;
+CREATE VIEW ds AS SELECT DISTINCT thread FROM comment;

@@ -1,0 +1,1 @@
+CREATE VIEW counts AS SELECT thread, COUNT(*) AS n FROM comment GROUP BY thread;

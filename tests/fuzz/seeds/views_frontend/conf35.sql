@@ -1,0 +1,2 @@
+CREATE VIEW users AS SELECT * FROM user;
+CREATE VIEW adults AS SELECT * FROM user WHERE age >= 18;

@@ -1,0 +1,1 @@
+CREATE VIEW cities AS SELECT DISTINCT city FROM user;

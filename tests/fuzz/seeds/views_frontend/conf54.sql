@@ -1,0 +1,2 @@
+-- format: flat
+CREATE VIEW adults AS SELECT * FROM user WHERE age >= 18;

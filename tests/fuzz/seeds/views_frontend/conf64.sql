@@ -1,0 +1,1 @@
+CREATE VIEW "city list" AS SELECT DISTINCT "home city" AS city FROM "the users";

@@ -1,0 +1,2 @@
+CREATE VIEW v AS SELECT * FROM user WHERE n >= 2;
+CREATE VIEW gone AS SELECT * FROM user;
