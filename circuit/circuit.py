@@ -215,13 +215,16 @@ class Circuit:
         view.release()
         self._unlink(view)
         # views sharing its state, and views sharing theirs: rebuilt in registration order
-        gone = {view}
-        orphans: list[View] = []
-        for other in self._views.values():
-            if any(owner in gone for owner in other.owners):
-                gone.add(other)
-                orphans.append(other)
+        found: dict[View, None] = {}
+        stack = list(view.sharers)
+        while stack:
+            other = stack.pop()
+            if other not in found:
+                found[other] = None
+                stack.extend(other.sharers)
+        orphans = sorted(found, key=_registration_order)
         for other in orphans:
+            other.leave_owners()
             self._unlink(other)
         for index, other in enumerate(orphans):
             rebuilt = self._build(

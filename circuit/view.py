@@ -106,6 +106,11 @@ class View:
         self.primary = primary
         self.level_owner = level_owner
         self.window_owner = window_owner
+        # the live views sharing this one's state (unregistering rebuilds only them)
+        self.sharers: dict[View, None] = {}
+        for owner in (primary, level_owner, window_owner):
+            if owner is not None:
+                owner.sharers[self] = None
         self.window: int | None = None
         self.last_update: ViewUpdate | None = None
         self._flat_cache: tuple[int, list[str], str] | None = None
@@ -219,6 +224,13 @@ class View:
         """Unregistering: stop the owner from keeping this view's window."""
         if self.window is not None:
             self.ordered_rows().drop_window(self.window)
+        self.leave_owners()
+
+    def leave_owners(self) -> None:
+        """No longer counted among its owners' sharers (unregistered or rebuilt)."""
+        for owner in self.owners:
+            if owner is not None:
+                owner.sharers.pop(self, None)
 
     def process(self, changes: TableChanges, clock: Clock) -> None:
         """Propagate a round through the levels (unless shared: their owner, registered
