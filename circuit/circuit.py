@@ -133,7 +133,7 @@ class Circuit:
             raise SqlError(f"unknown format {format!r} (streaming or flat)", view=name, path=path)
         if self._executor is not None:
             return self._executor.register_view(name, sql, params, format, path=path)
-        plan = plan_view(name, sql, params, path=path, dialect=self.dialect)
+        plan = plan_view(name, sql, params, path=path, dialect=self.dialect, bind=self.share)
         if name in self._views:
             self.unregister_view(name)
         self._registered += 1

@@ -66,6 +66,9 @@ class CompileContext:
     path: str | None
     params: Mapping[str, Any]
     used_params: set[str] = field(default_factory=set)
+    template: bool = False
+    """Planning a template once for all its subscriptions: reading a parameter
+    raises :class:`TemplateParam` (see :class:`circuit.sql.plan.BindablePlan`)."""
 
     def unsupported(self, node: exp.Expression, what: str, hint: str | None = None) -> SqlError:
         line, col = position(node)
@@ -94,6 +97,24 @@ class ParamRef:
 
 
 AtomHook = Callable[[exp.Expression, Scope], RowFn]
+
+
+class TemplateParam(Exception):
+    """A template's parameter is read where only a binding can compile it."""
+
+
+def mentions_param(node: exp.Expression) -> bool:
+    """Whether an expression reads a bound parameter (``$name`` or a placeholder)."""
+    for current in node.walk():
+        if isinstance(current, exp.Placeholder):
+            return True
+        if (
+            isinstance(current, exp.Column)
+            and _is_param_name(current.parts[0] if current.parts else None)
+            and current.parts[0].name.lower() != "$parent"
+        ):
+            return True
+    return False
 
 
 def _is_param_name(ident: exp.Expr | None) -> bool:
@@ -249,6 +270,8 @@ class ExpressionCompiler:
             if not isinstance(ref, ParamRef):
                 raise self.ctx.error(node, "expected a parameter")
             name, path = ref.name, ref.path
+        if self.ctx.template:
+            raise TemplateParam(name)
         if name not in self.ctx.params:
             raise self.ctx.error(
                 node,

@@ -15,20 +15,23 @@ side names. That is what makes a child change touch only its parents.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
 from sqlglot import exp
 
-from ..errors import UnsupportedSqlError
+from ..errors import SqlError, UnsupportedSqlError
 from .compile import (
     ColumnRef,
     CompileContext,
     ExpressionCompiler,
     RowFn,
     Scope,
+    TemplateParam,
     TruthFn,
     conjuncts,
+    mentions_param,
     referenced_depths,
     resolve_column,
 )
@@ -280,14 +283,21 @@ def plan_view(
     *,
     path: str | None = None,
     dialect: str | None = None,
+    bind: bool = True,
 ) -> ViewPlan:
     """Parse and plan one view; every problem is a :class:`SqlError` naming it.
+
+    With ``bind`` a view of a template planned before binds its parameters
+    into that plan (:class:`BindablePlan`) instead of being planned again.
 
     Views of one template (the same SQL text) are parsed once: the tree and
     its normalised text come from :func:`parsed_template` (the planner never
     changes the tree it reads), so only planning with the parameters remains.
     """
     template = parsed_template(sql, view=name, path=path, dialect=dialect)
+    bindable = template.bindable(name, path) if bind else None
+    if bindable is not None:
+        return bindable.bind(name, sql, params, path)
     select = template.select
     ctx = CompileContext(view=name, path=path, params=dict(params or {}))
     try:
@@ -309,12 +319,23 @@ class Template:
     """A view's SQL parsed once: the tree, and its normalised text (sqlglot's printing),
     which is what makes two subscriptions the same template."""
 
-    __slots__ = ("_unbounded", "select", "text")
+    __slots__ = ("_bindable", "_unbounded", "select", "text")
 
     def __init__(self, select: exp.Select):
         self.select = select
         self.text = select.sql()
         self._unbounded: str | None = None
+        self._bindable: BindablePlan | bool | None = False  # False: not tried yet
+
+    def bindable(self, view: str, path: str | None) -> BindablePlan | None:
+        """The template planned once for every parameter value, or None when its
+        parameters reach more than its top level's WHERE (each view is then planned
+        with its own values)."""
+        found = self._bindable
+        if found is False:
+            found = self._bindable = _plan_bindable(self, view, path)
+        assert found is not True
+        return found
 
     def unbounded_text(self) -> str:
         """The normalised text without LIMIT and OFFSET (a top-k view's family)."""
@@ -349,9 +370,108 @@ def parsed_template(
     return template
 
 
+class BindablePlan:
+    """A template planned once, for every subscription: what binding one compiles.
+
+    The planner in template mode (``CompileContext.template``) compiles
+    everything that does not read a parameter and keeps, in order, the top
+    level's WHERE conjuncts that do (``m.room = $room``, ``ts > $since``) and
+    the candidates for its seed. Binding a subscription compiles only those,
+    with its values, exactly as planning it alone would have (the same
+    compiler on the same nodes, the same order of conjuncts), and copies the
+    top level with the result: the rest of the plan is shared, frozen data.
+    Templates whose parameters appear anywhere else, or that hold state in
+    their plan (WHERE subqueries), are planned per view instead.
+    """
+
+    __slots__ = (
+        "core_parts",
+        "deferred",
+        "family",
+        "scope",
+        "seed_candidates",
+        "tables",
+        "text",
+        "top",
+    )
+
+    def __init__(self, template: Template, planner: _Planner, top: LevelPlan):
+        assert planner.top_scope is not None
+        self.text = template.text
+        self.top = top
+        self.tables = sorted(top.tables)
+        self.scope = planner.top_scope
+        self.deferred = planner.deferred
+        self.seed_candidates = planner.seed_candidates
+        # an aggregate's core names its parameters (views of other values share nothing)
+        self.core_parts: list[Any] | None = (
+            None if top.aggregate is None else orjson.loads(top.aggregate.core)[:-1]
+        )
+        if (
+            top.aggregate.windowed
+            if top.aggregate is not None
+            else top.windowed and not top.nested()
+        ):
+            self.family: str | None = template.unbounded_text()
+        else:
+            self.family = None
+
+    def bind(
+        self, name: str, sql: str, params: Mapping[str, Any] | None, path: str | None
+    ) -> ViewPlan:
+        ctx = CompileContext(view=name, path=path, params=dict(params or {}))
+        compiler = ExpressionCompiler(self.scope, ctx)
+        parts = [
+            compiler.truth(part, True) if isinstance(part, exp.Expression) else part
+            for part in self.deferred
+        ]
+        seed = None
+        for field_name, other in self.seed_candidates:
+            ok, value = compiler.constant(other)
+            if ok and value is not None:
+                seed = (field_name, hash_key(value))
+                break
+        top = replace(self.top, static_filter=_all_of(parts), seed=seed)
+        if self.core_parts is not None:
+            assert top.aggregate is not None
+            core = canonical_json([*self.core_parts, ctx.params])
+            top.aggregate = replace(top.aggregate, core=core)
+        identity = canonical_json([self.text, ctx.params])
+        family = None if self.family is None else canonical_json([self.family, ctx.params])
+        return ViewPlan(name, sql, top, self.tables, identity, family)
+
+
+def _plan_bindable(template: Template, view: str, path: str | None) -> BindablePlan | None:
+    """Plan a template once for all parameter values (see :class:`BindablePlan`)."""
+    ctx = CompileContext(view=view, path=path, params={}, template=True)
+    planner = _Planner(ctx)
+    try:
+        with deep_recursion():
+            top = planner.level(template.select, parent=None, role="view")
+    except (TemplateParam, SqlError, RecursionError):
+        return None  # planned per view, which reports any error with that view's name
+    if any(level.atoms for level in _levels(top)):
+        return None  # a WHERE subquery's contents live in its plan: one per view
+    return BindablePlan(template, planner, top)
+
+
+def _levels(level: LevelPlan) -> list[LevelPlan]:
+    out = [level]
+    for atom in level.atoms:
+        out.extend(_levels(atom.level))
+    for item in level.items:
+        if item.child is not None:
+            out.extend(_levels(item.child))
+    return out
+
+
 class _Planner:
     def __init__(self, ctx: CompileContext):
         self.ctx = ctx
+        # template mode (``ctx.template``): what binding a subscription compiles
+        self.deferred: list[TruthFn | exp.Expression] = []
+        self.seed_candidates: list[tuple[str, exp.Expression]] = []
+        self.top_scope: Scope | None = None
 
     def level(self, select: exp.Select, parent: Scope | None, role: str) -> LevelPlan:
         """Plan one SELECT. ``role`` is ``view``, ``nested``, ``in`` or ``exists``."""
@@ -382,7 +502,9 @@ class _Planner:
             plan.joins.append(step)
             residuals.extend(residual)
 
-        # WHERE: correlation pairs, static conjuncts, subquery conjuncts.
+        # WHERE: correlation pairs, static conjuncts, subquery conjuncts. A template's top
+        # level leaves the conjuncts that read parameters to each subscription's binding.
+        deferring = ctx.template and role == "view" and parent is None
         static: list[TruthFn] = []
         dynamic: list[exp.Expression] = []
         extra_static = list(plan.static_sql)
@@ -393,7 +515,10 @@ class _Planner:
                 continue
             depths = referenced_depths(conjunct, scope, ctx)
             if depths <= {0}:
-                static.append(compiler.truth(conjunct, True))
+                if deferring and mentions_param(conjunct):
+                    static.append(conjunct)  # type: ignore[arg-type]  # compiled when bound
+                else:
+                    static.append(compiler.truth(conjunct, True))
                 plan.static_sql.append(conjunct.sql())
             elif parent is not None and self._correlation(conjunct, scope, plan):
                 continue
@@ -405,7 +530,9 @@ class _Planner:
                 )
         static = residuals + static
         plan.static_sql = extra_static + plan.static_sql
-        if static:
+        if deferring:
+            self.deferred, self.top_scope = list(static), scope
+        elif static:
             plan.static_filter = static[0] if len(static) == 1 else _all(static)
         if dynamic:
             hook = self._atom_hook(plan)
@@ -456,6 +583,9 @@ class _Planner:
             compiler = ExpressionCompiler(scope, self.ctx)
             for field, other in pairs:
                 if _has_subquery(other) or referenced_depths(other, scope, self.ctx):
+                    continue
+                if self.ctx.template:
+                    self.seed_candidates.append((field, other))  # decided when bound
                     continue
                 ok, value = compiler.constant(other)
                 if ok and value is not None:
