@@ -74,6 +74,9 @@ class Circuit:
         self._dependents: dict[str, list[View]] = {}
         self._routed: dict[str, dict[str, dict[Any, list[View]]]] = {}
         self._lazy_routed: dict[str, dict[str, dict[Any, dict[View, int]]]] = {}
+        # joined table -> (right field, first source, left field, route field) -> route
+        # value -> views (see ViewPlan.join_route)
+        self._through: dict[str, dict[tuple[str, str, str, str], dict[Any, list[View]]]] = {}
         # sharing key -> the live views offering it, in registration order (see _build)
         self._offers: dict[tuple[Any, ...], list[View]] = {}
         self.share = share
@@ -268,6 +271,12 @@ class Circuit:
                 _insort(by_value.setdefault(route[2], []), view)
             else:
                 _insort(self._dependents.setdefault(table, []), view)
+        if links.through is not None:
+            assert route is not None
+            table, key = links.through
+            self._tables.field_index(key[1], key[2])  # read on every change of the table
+            by_route = self._through.setdefault(table, {}).setdefault(key, {})
+            _insort(by_route.setdefault(route[2], []), view)
         for table, levels in links.lazy.items():
             for level in levels:
                 level.routed_views.append(view)
@@ -299,6 +308,15 @@ class Circuit:
                         del self._routed[table]
             else:
                 _drop(self._dependents, table, view)
+        if links.through is not None:
+            assert route is not None
+            table, key = links.through
+            by_key = self._through[table]
+            _drop(by_key[key], route[2], view)
+            if not by_key[key]:
+                del by_key[key]
+                if not by_key:
+                    del self._through[table]
         for table, levels in links.lazy.items():
             for level in levels:
                 level.routed_views.remove(view)
@@ -642,7 +660,8 @@ class Circuit:
     def _views_reading(self, by_table: TableChanges) -> list[View]:
         """The views a round of changes can affect, each once, in registration order."""
         dependents, routed, lazy = self._dependents, self._routed, self._lazy_routed
-        if len(by_table) == 1 and not routed and not lazy:
+        through = self._through
+        if len(by_table) == 1 and not routed and not lazy and not through:
             for table in by_table:
                 return dependents.get(table, [])
         found: dict[View, None] = {}
@@ -652,7 +671,39 @@ class Circuit:
             for by_field in (routed.get(table), lazy.get(table)):
                 if by_field:
                     _route(changes, by_field, found)
+            by_key = through.get(table)
+            if by_key:
+                self._route_through(changes, by_key, found)
         return sorted(found, key=_registration_order)
+
+    def _route_through(
+        self,
+        changes: list[Any],
+        by_key: Mapping[tuple[str, str, str, str], Mapping[Any, Iterable[View]]],
+        found: dict[View, None],
+    ) -> None:
+        """Add the views whose first source has a record joined to a changed one.
+
+        The changed record's key (old or new) names, through the first source's
+        field index by the join's left field, the records it joins; their route
+        values name the views. A first-source record changed in the same call
+        reaches the views of its old and new route values by its own route.
+        """
+        index_of = self._tables.field_index
+        for (right_field, source, left_field, route_field), by_value in by_key.items():
+            joined = index_of(source, left_field)
+            for _rid, old, new in changes:
+                for record in (old, new):
+                    if record is None:
+                        continue
+                    value = record.get(right_field)
+                    if value is None:
+                        continue
+                    for left in joined.get(hash_key(value), {}).values():
+                        pinned = left.get(route_field)
+                        if pinned is not None:
+                            for view in by_value.get(hash_key(pinned), ()):
+                                found[view] = None
 
     def _apply(
         self, entries: list[Mutation], coalesce: bool, stats: BatchStats
@@ -956,8 +1007,20 @@ def _links_of(view: View) -> ViewLinks:
     if core is not None:
         offers.append(("core", core))
     lazy = view.lazy_tables()
-    eager = tuple(sorted(table for table in view.tables if table not in lazy))
-    return ViewLinks(tuple(offers), eager, lazy)
+    join_route = view.plan.join_route
+    through = None
+    if join_route is not None and join_route[0] not in lazy:
+        assert view.route is not None
+        table, right_field, left_field = join_route
+        through = (table, (right_field, view.route[0], left_field, view.route[1]))
+    eager = tuple(
+        sorted(
+            table
+            for table in view.tables
+            if table not in lazy and (through is None or table != through[0])
+        )
+    )
+    return ViewLinks(tuple(offers), eager, lazy, through)
 
 
 def _insort(views: list[View], view: View) -> None:

@@ -67,12 +67,17 @@ class ViewLinks:
 
     ``offers``: the sharing keys later views may match (identity, top-k family,
     aggregate core); ``eager``: the tables whose changes reach it directly (or by
-    its route); ``lazy``: the tables it reads only through lazy nested levels.
+    its route); ``lazy``: the tables it reads only through lazy nested levels;
+    ``through``: the table it reads through a routed join.
     """
 
     offers: tuple[tuple[Any, ...], ...]
     eager: tuple[str, ...]
     lazy: dict[str, list[Level]]
+    through: tuple[str, tuple[str, str, str, str]] | None = None
+    """A joined table whose changes reach the view through its first source (the
+    plan's ``join_route``): the table, and (right field, first source, left field,
+    route field)."""
 
 
 class View:

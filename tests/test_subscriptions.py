@@ -33,6 +33,8 @@ TEMPLATES = (
     "SELECT * FROM thread WHERE author = $who AND score >= $min",
     "SELECT t.id AS tid, t.score AS score, u.name AS uname FROM thread t"
     " JOIN user u ON t.author = u.id WHERE t.author = $who ORDER BY t.score DESC, t.id LIMIT 2",
+    "SELECT t.id AS tid, u.name AS uname, u.age AS age FROM thread t"
+    " JOIN user u ON u.id = t.author WHERE t.score = $min",
     "SELECT id, name, (SELECT id, score FROM thread WHERE author = $parent.id"
     " ORDER BY score DESC, id) AS threads FROM user WHERE id = $who",
     "SELECT * FROM user WHERE age > $min OR name = $name",
@@ -41,7 +43,7 @@ TEMPLATES = (
     "SELECT id, $min AS floor FROM user WHERE name = $name",
     "SELECT id FROM thread WHERE author IN (SELECT id FROM user WHERE name = $name)",
 )
-BOUND = TEMPLATES[:7]
+BOUND = TEMPLATES[:8]
 PARAMS = st.fixed_dictionaries(
     {
         "who": st.sampled_from([*USER_IDS, None]),
@@ -165,7 +167,7 @@ def test_a_bound_plan_is_the_plan_planned_alone(sql: str) -> None:
             assert bound.top.aggregate.core == alone.top.aggregate.core
 
 
-@pytest.mark.parametrize("sql", TEMPLATES[7:])
+@pytest.mark.parametrize("sql", TEMPLATES[8:])
 def test_parameters_outside_the_top_where_plan_each_view_alone(sql: str) -> None:
     assert parsed_template(sql, view="t").bindable("t", None) is None
 

@@ -71,6 +71,10 @@ class JoinStep:
     right_field: str | None = None
     """The right key when it is one plain top-level field of the new source: the step
     then reads the circuit's shared index of that table by that field."""
+    left_field: str | None = None
+    """The left key when it is one plain top-level field of the level's first source
+    (``m.author`` in ``JOIN user u ON u.id = m.author``): what routes the new source's
+    changes through the first source's field index (see ``ViewPlan.join_route``)."""
 
 
 @dataclass
@@ -266,10 +270,38 @@ class ViewPlan:
             return None
         return table, seed[0], seed[1]
 
+    @property
+    def join_route(self) -> tuple[str, str, str] | None:
+        """``(table, right field, left field)`` when a routed view's first join can be
+        routed through its first source (``JOIN user u ON u.id = m.author``).
+
+        A change of that table can only matter to the view when some record of the
+        first source with the view's route value has (or, changed in the same call,
+        had) the joined key: the circuit follows the first source's field index by
+        the left field from the changed record's key to those records, and their
+        route values to the views.
+        """
+        route = self.route
+        if route is None or not self.top.joins:
+            return None
+        step = self.top.joins[0]
+        if step.right_field is None or step.left_field is None:
+            return None
+        if step.table == route[0] or _source_count(self.top, step.table) != 1:
+            return None
+        return step.table, step.right_field, step.left_field
+
     def describe(self) -> str:
         lines = self.top.describe(0, f"view {self.name}")
         route = self.route
         if route is not None:
+            through = self.join_route
+            if through is not None:
+                lines.insert(
+                    1,
+                    f"  routed: changes of {through[0]} only through {route[0]}.{through[2]}"
+                    f" of its records whose {route[1]} is {route[2]!r}",
+                )
             lines.insert(
                 1, f"  routed: only changes of {route[0]} whose {route[1]} is {route[2]!r}"
             )
@@ -672,6 +704,7 @@ class _Planner:
         full_compiler = ExpressionCompiler(scope, ctx)
         left_keys: list[RowFn] = []
         right_keys: list[RowFn] = []
+        left_nodes: list[exp.Expression] = []
         right_nodes: list[exp.Expression] = []
         residual_sql: list[str] = []
         residual: list[TruthFn] = []
@@ -681,6 +714,7 @@ class _Planner:
                 left_node, right_node = pair
                 left_keys.append(left_compiler.value(left_node))
                 right_keys.append(right_compiler.value(right_node))
+                left_nodes.append(left_node)
                 right_nodes.append(right_node)
                 continue
             if _has_subquery(conjunct):
@@ -698,14 +732,35 @@ class _Planner:
         right_field = (
             self._plain_field(right_nodes[0], right_scope) if len(right_nodes) == 1 else None
         )
+        left_field = (
+            self._plain_field(left_nodes[0], left_scope)
+            if len(left_nodes) == 1 and right_field is not None
+            else None
+        )
         if left_outer:
             # ON conditions of a LEFT JOIN decide what matches, not which rows stay
             step = JoinStep(
-                table, alias, left_keys, right_keys, on.sql(), True, _all_of(residual), right_field
+                table,
+                alias,
+                left_keys,
+                right_keys,
+                on.sql(),
+                True,
+                _all_of(residual),
+                right_field,
+                left_field,
             )
             return step, []
         plan.static_sql.extend(residual_sql)
-        step = JoinStep(table, alias, left_keys, right_keys, on.sql(), right_field=right_field)
+        step = JoinStep(
+            table,
+            alias,
+            left_keys,
+            right_keys,
+            on.sql(),
+            right_field=right_field,
+            left_field=left_field,
+        )
         return step, residual
 
     def _cross_order(
