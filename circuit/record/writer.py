@@ -87,6 +87,7 @@ class LogWriter:
         flush: dict[str, Any] = {"op": "FLUSH"}
         if txn.ts is not None:
             flush["ts"] = txn.ts
+        flush.update(txn.marks)
         parts.append(encode_entry(flush, txn.location))
         self._out.write(b"".join(parts))
         self._out.flush()
