@@ -337,6 +337,26 @@ def test_follow_stops_on_request_and_until_idle_stops_by_itself(
     assert len(entries(tmp_path / "log.jsonl")) == 10
 
 
+def test_the_lag_is_the_age_of_the_last_commit_read_and_zero_once_caught_up(
+    pg_db: Database, tmp_path: Path
+) -> None:
+    with pg_db.connect() as conn:  # type: ignore[attr-defined]
+        conn.execute("CREATE TABLE t (k int PRIMARY KEY)")
+        assert record(pg_db, tmp_path, "t", "-q").exit_code == 0  # the slot
+        conn.execute("INSERT INTO t VALUES (1)")
+        time.sleep(1.2)  # the commit is 1.2 s old when the recorder reads it
+    lags: list[tuple[float | None, str | None, int]] = []
+    job = PostgresRecording(
+        dsn=pg_db.dsn, tables=["t"], log=str(tmp_path / "log.jsonl"), until_idle=0.2,
+        poll_interval=0.05,
+    )  # fmt: skip
+    record_postgres(job, progress=lambda s: lags.append((s.lag_seconds, s.lag, s.changes)))
+    first, *rest = lags
+    assert first[2] == 1 and first[0] is not None and 1.2 <= first[0] < 60
+    assert first[1] is not None and first[1].endswith(" WAL bytes behind)")
+    assert rest and all(lag == 0.0 for lag, _, _ in rest)  # nothing pending: caught up
+
+
 def test_setup_errors_name_the_problem(pg_db: Database, tmp_path: Path) -> None:
     with pg_db.connect() as conn:  # type: ignore[attr-defined]
         conn.execute("CREATE TABLE nokey (v int)")

@@ -28,6 +28,7 @@ class RecordStats:
     initial_rows: int = 0
     last_position: str | None = None
     lag: str | None = None
+    lag_seconds: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
