@@ -262,8 +262,8 @@ class StandIn:
     def changes(self, since: int, limit: int) -> list[dict[str, Any]]:
         return [c for c in self.changesets if c["versionstamp"] >> 16 >= since][:limit]
 
-    def has_records(self, table: str) -> bool:
-        return self.records
+    def record_ids(self, table: str) -> list[str]:
+        return ["t:9"] if self.records else []
 
     def close(self) -> None:
         pass
@@ -302,6 +302,19 @@ def test_expired_changes_are_refused_not_skipped(tmp_path: Path) -> None:
     with pytest.raises(CircuitError, match="holds records but its changefeed has no DEFINE"):
         record_surrealdb(fresh, feed=StandIn([], records=True))
     record_surrealdb(fresh, feed=StandIn([], records=False))  # empty: nothing to miss
+
+
+def test_records_from_before_the_changefeed_are_refused(tmp_path: Path) -> None:
+    """A changefeed added to a table that held records: the feed starts at its DEFINE TABLE
+    but lacks those records' creation (the engine, not a stand-in)."""
+    url = f"surrealkv://{tmp_path / 'db'}"
+    with surrealdb.Surreal(url) as db:
+        db.use("app", "app")
+        db.query("DEFINE TABLE t; CREATE t:old SET v = 1;")
+        db.query("DEFINE TABLE OVERWRITE t CHANGEFEED 1h INCLUDE ORIGINAL; CREATE t:new SET v = 2;")
+    job = SurrealRecording(url=url, ns="app", db="app", tables=["t"], log=str(tmp_path / "l"))
+    with pytest.raises(CircuitError, match=r"1 record\(s\) of t \(t:old\) are not created in"):
+        record_surrealdb(job)
 
 
 def test_values_without_a_json_form_are_refused_or_skipped(tmp_path: Path) -> None:

@@ -38,8 +38,10 @@ longest changefeed duration, oldest first. Each poll asks again from the last
 versionstamp it read and must find it (or an earlier one) still there; if it
 is gone, changes after it may have expired unread and the recording stops
 with an error. A new recording must find each table's ``define_table`` before
-its first change (and a table never seen in the feed must be empty), else the
-start of its history has expired or predates the changefeed.
+its first change (and a table never seen in the feed must be empty), and once
+caught up it checks that every record the tables hold was created in the feed:
+else the start of its history has expired, or the changefeed was added to a
+table that already held records (those are not in the feed).
 
 An embedded database on disk (``surrealkv://``, ``file://``) written by
 another process is opened afresh for every poll: an open engine reads the
@@ -94,8 +96,8 @@ class ChangeFeed(Protocol):
         """``SHOW CHANGES FOR DATABASE SINCE since LIMIT limit``."""
         ...
 
-    def has_records(self, table: str) -> bool:
-        """Whether ``table`` holds at least one record now."""
+    def record_ids(self, table: str) -> list[str]:
+        """The ids (``table:key``) of the records ``table`` holds now."""
         ...
 
     def close(self) -> None: ...
@@ -182,9 +184,9 @@ class SdkFeed:
         rows = self._query(f"SHOW CHANGES FOR DATABASE SINCE {int(since)} LIMIT {int(limit)};")
         return list(rows or [])
 
-    def has_records(self, table: str) -> bool:
-        rows = self._query("SELECT VALUE id FROM type::table($t) LIMIT 1;", {"t": table})
-        return bool(rows)
+    def record_ids(self, table: str) -> list[str]:
+        rows = self._query("SELECT VALUE id FROM type::table($t);", {"t": table})
+        return [record_id_text(rid, table)[1] for rid in rows or ()]
 
     def close(self) -> None:
         if self._conn is not None:
@@ -301,6 +303,9 @@ class FeedConverter:
         self.tables = set(tables)
         self.started: set[str] = set() if fresh else set(self.tables)
         self.reject = reject
+        # a new recording keeps the ids it saw created until it has checked that every
+        # record the tables held at its start came through the feed
+        self.created: dict[str, set[str]] | None = {t: set() for t in tables} if fresh else None
 
     def changeset(self, changeset: Mapping[str, Any]) -> Transaction:
         vs = int(changeset["versionstamp"])
@@ -345,6 +350,8 @@ class FeedConverter:
                 f"here is at {location}",
                 location,
             )
+        if op == "CREATE" and self.created is not None:
+            self.created[table].add(rid)
         if op == "DELETE":
             return {"op": op, "table": table, "id": rid}
         data = {str(k): surreal_value(v, str(k), location) for k, v in record.items()}
@@ -437,6 +444,7 @@ def _poll(
     progress: Callable[[RecordStats], None] | None,
 ) -> None:
     idle_since = time.monotonic()
+    present: dict[str, list[str]] | None = None
     while not should_stop():
         # SINCE takes the versionstamp's high 64 bits (its printed value is that << 16);
         # asking from the last one read proves that nothing after it has expired.
@@ -464,16 +472,30 @@ def _poll(
                 location="surrealdb",
                 hint="record with a larger page",
             )
-        if not full:
-            for table in sorted(converter.tables - converter.started):
-                if feed.has_records(table):
-                    raise expired_error(
-                        f"table {table} holds records but its changefeed has no DEFINE TABLE",
-                        "surrealdb",
-                    )
-                converter.started.add(table)  # empty: its whole history is still to come
         if wrote:
             idle_since = time.monotonic()
+        if not full and converter.created is not None:
+            if present is None:
+                # caught up once: every record held now must have come, or come next poll,
+                # through a CREATE in the feed (else it predates the changefeed or expired)
+                present = {t: feed.record_ids(t) for t in sorted(converter.tables)}
+                for table in sorted(converter.tables - converter.started):
+                    if present[table]:
+                        raise expired_error(
+                            f"table {table} holds records but its changefeed has no DEFINE TABLE",
+                            "surrealdb",
+                        )
+                    converter.started.add(table)  # empty: its whole history is still to come
+                continue  # one more poll: what was created meanwhile
+            for table, ids in present.items():
+                unseen = [rid for rid in ids if rid not in converter.created[table]]
+                if unseen:
+                    raise expired_error(
+                        f"{len(unseen)} record(s) of {table} ({', '.join(unseen[:3])}) are not "
+                        "created in the changefeed",
+                        "surrealdb",
+                    )
+            converter.created = None
         if progress is not None:
             progress(job.stats)
         if full:
