@@ -11,6 +11,7 @@ PostgreSQL. Run it under the bench lock::
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -72,8 +73,9 @@ def main() -> None:
             "JOIN author a ON a.k = p.author GROUP BY a.name;\n"
         )
         ssp = str(Path(sys.executable).with_name("ssp"))
+        report = work / "report.json"
         for cmd in (
-            [ssp, "replay", str(views), str(log), "--strict", "--quiet"],
+            [ssp, "replay", str(views), str(log), "--strict", "--quiet", "--report", str(report)],
             [ssp, "verify", str(views), str(log), "--oracle", "postgres", "--dsn", cluster.dsn],
         ):
             t2 = time.perf_counter()
@@ -82,6 +84,13 @@ def main() -> None:
                 f"{' '.join(cmd[1:2])}: exit {done.returncode} in {time.perf_counter() - t2:.1f} s"
             )
             print(done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr)
+            if cmd[1] == "replay":
+                errors = json.loads(report.read_text())["errors"]
+                anomalies = sum(errors["anomalies"].values())
+                print(
+                    f"replay: {anomalies} anomalies {errors['anomalies']}, "
+                    f"{errors['rejected']} rejected"
+                )
 
 
 if __name__ == "__main__":

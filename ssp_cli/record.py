@@ -32,9 +32,11 @@ ssp record postgres --dsn postgresql://app@127.0.0.1/app --tables users --slot s
 
 SURREAL_EXAMPLES = """Examples:
 
-ssp record surrealdb --url surrealkv://data.db --ns app --db app --tables user,post -o log.jsonl
+ssp record surrealdb --url surrealkv://data.db --ns app --db app --tables person,post -o log.jsonl
 
-ssp record surrealdb --url surrealkv://data.db --ns app --db app --tables user -o log.jsonl --until-idle 5
+ssp record surrealdb --url surrealkv://data.db --ns app --db app --tables person -o log.jsonl --until-idle 5
+
+ssp record surrealdb --url ws://127.0.0.1:8000 --user root --password root --ns app --db app --tables person -o log.jsonl --append --follow
 """
 
 record_app = typer.Typer(
@@ -177,6 +179,67 @@ def record_postgres_command(
     with console.handle_errors(), stop_on_interrupt() as should_stop:
         with progress_line(not quiet) as progress:
             stats = record_postgres(job, should_stop=should_stop, progress=progress)
+        _summary(stats, out, quiet)
+
+
+@record_app.command("surrealdb", epilog=SURREAL_EXAMPLES)
+def record_surrealdb_command(
+    url: Annotated[
+        str,
+        typer.Option(
+            "--url",
+            help="surrealkv://PATH or file://PATH (embedded, on disk), ws:// or http:// (a server).",
+        ),
+    ],
+    ns: Annotated[str, typer.Option("--ns", help="Namespace.")],
+    db: Annotated[str, typer.Option("--db", help="Database.")],
+    tables: Tables,
+    out: Out,
+    follow: Follow = False,
+    until_idle: UntilIdle = None,
+    on_error: OnErrorOpt = "fail",
+    rejects: Rejects = None,
+    append: Append = False,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Sign in as this user (a server).")
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option("--password", envvar="SURREAL_PASS", help="Its password (or $SURREAL_PASS)."),
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Record SurrealDB's changes to TABLES from their changefeeds.
+
+    The tables need CHANGEFEED <duration> INCLUDE ORIGINAL. Each versionstamp
+    becomes its entries and one FLUSH (with the versionstamp, which --append
+    continues after). SurrealDB gives each table of a transaction its own
+    versionstamp: such a transaction becomes consecutive FLUSHes, one per table.
+    Changes that expired from the changefeed before they were read stop the
+    recording with an error. Without --follow or --until-idle it reads what the
+    feed holds now and stops.
+    """
+    from circuit.record.surrealdb import SurrealRecording, record_surrealdb
+
+    if follow and until_idle is not None:
+        raise typer.BadParameter("give --follow or --until-idle, not both", param_hint="'--follow'")
+    job = SurrealRecording(
+        url=url,
+        ns=ns,
+        db=db,
+        tables=_tables(tables),
+        log=str(out),
+        follow=follow,
+        until_idle=until_idle,
+        on_error=on_error,
+        rejects=str(rejects) if rejects is not None else None,
+        append=append,
+        username=user,
+        password=password,
+    )
+    with console.handle_errors(), stop_on_interrupt() as should_stop:
+        with progress_line(not quiet) as progress:
+            stats = record_surrealdb(job, should_stop=should_stop, progress=progress)
         _summary(stats, out, quiet)
 
 

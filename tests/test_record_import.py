@@ -1,5 +1,23 @@
 """``ssp import`` from fixture files written after each tool's documented format, and the
-conversion rules of ``circuit.record.changes`` (no server needed)."""
+conversion rules of ``circuit.record.changes`` (no server needed).
+
+The fixtures (``tests/data/import``) follow:
+
+- ``debezium-envelope.jsonl``: Debezium's PostgreSQL connector documentation
+  (``connectors/postgresql.adoc``: the create/update/delete event values with the
+  JSON converter's schema, the ``source`` fields, ``before`` holding the key only
+  under REPLICA IDENTITY DEFAULT, the tombstone after a delete, the
+  ``__debezium_unavailable_value`` placeholder for an unchanged TOASTed column);
+- ``debezium-plain.jsonl``: the MySQL connector's events without the schema
+  (``schemas.enable=false``), with transaction metadata; a primary key change is
+  a delete, its tombstone and a create, as both connectors' documentation says;
+- ``wal2json-v1.jsonl`` / ``wal2json-v2.jsonl``: wal2json's README (format 1 with
+  ``include-xids``, ``include-timestamp``, ``include-pk``; format 2's B/I/U/D/M/C
+  lines with ``xid`` and ``timestamp``, ``identity`` and ``pk``);
+- ``maxwell.jsonl``: Maxwell's data format page (maxwells-daemon.io/dataformat:
+  ``commit`` on a transaction's last row, ``xoffset`` on the others, ``old`` on
+  updates, ``position``/``server_id``/``thread_id``, bootstrap and DDL lines).
+"""
 
 from __future__ import annotations
 

@@ -205,6 +205,8 @@ class Transaction:
     ``suspects`` lists ``(table, record id, column, location)`` of numeric
     values that arrived as ``null``, which wal2json also writes for ``NaN`` and
     infinities: the live recorder checks them before writing the transaction.
+    ``marks`` go into its ``FLUSH`` (a source position such as SurrealDB's
+    ``versionstamp``; replay ignores fields it does not know).
     """
 
     entries: list[dict[str, Any]] = field(default_factory=list)
@@ -212,6 +214,7 @@ class Transaction:
     location: str | None = None
     changes: int = 0
     suspects: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    marks: dict[str, Any] = field(default_factory=dict)
 
 
 def is_float_or_decimal(type_name: str | None) -> bool:

@@ -321,6 +321,7 @@ def _read_slot(
     names = {t.name for t in tables}
     by_name = {t.name: t for t in tables}
     idle_since = time.monotonic()
+    last_commit_ms: int | None = None
     while not should_stop():
         rows = conn.execute(peek, (job.slot, job.batch_changes, *options)).fetchall()
         decoder = V2Decoder(converter, names)
@@ -348,16 +349,13 @@ def _read_slot(
                     txn.entries = [e for e in txn.entries if e["id"] not in err.ids]  # type: ignore[attr-defined]
                 writer.write(txn)
                 done_lsn = lsn
+                if txn.ts is not None:
+                    last_commit_ms = txn.ts
         if done_lsn is not None:
             conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (job.slot, done_lsn))
             idle_since = time.monotonic()
         if progress is not None:
-            lag = conn.execute(
-                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
-                "FROM pg_replication_slots WHERE slot_name = %s",
-                (job.slot,),
-            ).fetchone()
-            job.stats.lag = f"{int(lag[0] or 0)} WAL bytes" if lag else None
+            _measure_lag(conn, job, last_commit_ms if rows else None)
             progress(job.stats)
         if done_lsn is not None and len(rows) >= job.batch_changes:
             continue  # more is waiting: no pause
@@ -368,6 +366,27 @@ def _read_slot(
         if job.until_idle is not None and time.monotonic() - idle_since >= job.until_idle:
             return
         time.sleep(job.poll_interval)
+
+
+def _measure_lag(conn: Any, job: PostgresRecording, last_commit_ms: int | None) -> None:
+    """The progress line's lag: the server's clock minus the last commit read, and WAL bytes.
+
+    ``last_commit_ms`` is None when this poll found the slot empty: the
+    recorder has caught up, and the lag is 0 s however old the last commit is.
+    """
+    row = conn.execute(
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, "
+        "(extract(epoch FROM clock_timestamp()) * 1000)::bigint "
+        "FROM pg_replication_slots WHERE slot_name = %s",
+        (job.slot,),
+    ).fetchone()
+    if row is None:
+        job.stats.lag = job.stats.lag_seconds = None
+        return
+    wal, now_ms = int(row[0] or 0), int(row[1])
+    seconds = 0.0 if last_commit_ms is None else max(0.0, (now_ms - last_commit_ms) / 1000)
+    job.stats.lag_seconds = seconds
+    job.stats.lag = f"{seconds:.1f} s ({wal} WAL bytes behind)"
 
 
 def _check_suspects(conn: Any, txn: Transaction, tables: dict[str, PgTable]) -> None:

@@ -28,6 +28,7 @@ class RecordStats:
     initial_rows: int = 0
     last_position: str | None = None
     lag: str | None = None
+    lag_seconds: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
@@ -87,6 +88,7 @@ class LogWriter:
         flush: dict[str, Any] = {"op": "FLUSH"}
         if txn.ts is not None:
             flush["ts"] = txn.ts
+        flush.update(txn.marks)
         parts.append(encode_entry(flush, txn.location))
         self._out.write(b"".join(parts))
         self._out.flush()
