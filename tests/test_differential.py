@@ -174,7 +174,7 @@ def expressions(draw: st.DrawFn, cols: list[str], depth: int = 2) -> str:
     # cannot tell it from a string), so their results never pick the object field ``meta``.
     scalar_cols = [c for c in cols if c.split(".")[-1] != "meta"] or cols
     scalar = expressions(scalar_cols, depth - 1)
-    kind = draw(st.sampled_from(["arith", "concat", "case", "coalesce", "func"]))
+    kind = draw(st.sampled_from(["arith", "concat", "case", "coalesce", "func", "cast", "nullif"]))
     if kind == "arith":
         op = draw(st.sampled_from(["+", "-", "*", "/", "%"]))
         return f"({draw(sub)} {op} {draw(sub)})"
@@ -186,6 +186,12 @@ def expressions(draw: st.DrawFn, cols: list[str], depth: int = 2) -> str:
         return f"CASE WHEN {cond} THEN {draw(scalar)}{otherwise} END"
     if kind == "coalesce":
         return f"COALESCE({draw(scalar)}, {draw(scalar)})"
+    if kind == "cast":
+        to = draw(st.sampled_from(["INTEGER", "REAL", "TEXT", "NUMERIC"]))
+        return f"CAST({draw(scalar)} AS {to})"
+    if kind == "nullif":
+        name = draw(st.sampled_from(["NULLIF", "IFNULL"]))
+        return f"{name}({draw(scalar)}, {draw(scalar)})"
     func = draw(st.sampled_from(["LOWER", "UPPER", "LENGTH", "ABS"]))
     return f"{func}({draw(sub)})"
 
