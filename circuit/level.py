@@ -27,7 +27,16 @@ from .operators.join import JoinChain
 from .operators.semijoin import update_atom
 from .operators.window import GroupWindow, Visible, make_sort_key
 from .sql.keys import canonical_json, row_key_order
-from .sql.plan import EXPR, NESTED, STAR, STAR_OF, LevelPlan, SelectItem, key_function
+from .sql.plan import (
+    CONSTANT_TABLE,
+    EXPR,
+    NESTED,
+    STAR,
+    STAR_OF,
+    LevelPlan,
+    SelectItem,
+    key_function,
+)
 from .tables import Tables
 
 if TYPE_CHECKING:
@@ -209,6 +218,9 @@ class Level:
                 if seed is not None and table == self.first_table:
                     rows = self.store.field_index(table, seed[0]).get(seed[1], {})
                 own[table] = [(rid, None, rec) for rid, rec in rows.items()]
+            if CONSTANT_TABLE in own:
+                # a SELECT without FROM (here or in a WHERE subquery): its one row
+                own[CONSTANT_TABLE] = [(None, None, {})]  # type: ignore[list-item]
             self._propagate(own, clock)
         for _, child, _ in self.children:
             child.initial(clock)

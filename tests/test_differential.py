@@ -319,6 +319,19 @@ def single_table_views(draw: st.DrawFn) -> str:
 
 
 @st.composite
+def constant_views(draw: st.DrawFn) -> str:
+    """A SELECT without FROM (one row, or none under a false WHERE), or a single-table
+    view whose WHERE reads an EXISTS over one."""
+    consts = ["2", "'b'", "NULL", "0.5"]
+    if draw(st.booleans()):
+        where = f" WHERE {draw(predicates(consts, 1, subqueries=False))}"
+        return f"SELECT id FROM post WHERE EXISTS (SELECT 1{where})"
+    items = [f"{draw(expressions(consts))} AS c{i}" for i in range(draw(st.integers(1, 3)))]
+    where = f" WHERE {draw(predicates(consts, 1, subqueries=False))}" if draw(st.booleans()) else ""
+    return f"SELECT {', '.join(items)}{where}"
+
+
+@st.composite
 def join_views(draw: st.DrawFn) -> str:
     cols = _columns("post", "p") + _columns("user", "u")
     items = ["p.id AS pid", "u.id AS uid"]
@@ -442,6 +455,14 @@ split_sizes = st.lists(st.integers(1, 6), min_size=1, max_size=4)
     limit=st.integers(2, 8),
 )
 def test_single_table_views(
+    sql: str, log: list[Mutation], mode: str, sizes: list[int], limit: int
+) -> None:
+    run([sql], log, mode, sizes, limit)
+
+
+@DIFFERENTIAL
+@given(sql=constant_views(), log=logs(), mode=modes, sizes=split_sizes, limit=st.integers(2, 8))
+def test_constant_views(
     sql: str, log: list[Mutation], mode: str, sizes: list[int], limit: int
 ) -> None:
     run([sql], log, mode, sizes, limit)

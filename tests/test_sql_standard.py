@@ -261,3 +261,32 @@ def test_cast_to_blob_is_refused_naming_the_view() -> None:
 
 def test_cast_entry_work_does_not_grow_with_the_tables() -> None:
     assert_work_flat(CAST_VIEWS[3], Mutation.update("t1", "3", {"a": 4, "b": 3, "c": "7"}))
+
+
+# --- SELECT without FROM --------------------------------------------------------------------
+
+CONSTANT_VIEWS = [
+    "SELECT 1 AS x, 7 / 2 AS y, 'a' || 2 AS z, CAST('12x' AS INTEGER) AS w",
+    "SELECT - COUNT(*) AS n, NULLIF(COUNT(*), 1) AS m, SUM(3) AS s",
+    "SELECT 2 AS x WHERE 1 > 2",
+    "SELECT id AS k FROM t1 WHERE EXISTS (SELECT 1 WHERE 2 > 1) AND a > 0",
+]
+
+
+@PROPERTY
+@given(
+    log=logs, mode=modes, views=st.lists(st.sampled_from(CONSTANT_VIEWS), min_size=1, max_size=3)
+)
+def test_select_without_from_against_sqlite(
+    log: list[Mutation], mode: str, views: list[str]
+) -> None:
+    run(views, log, mode)
+
+
+def test_a_constant_view_does_no_work_on_table_changes() -> None:
+    for sql in CONSTANT_VIEWS[:3]:
+        assert entry_work(sql, 50, Mutation.update("t1", "3", {"a": 4, "b": 3, "c": "7"})) == 0
+    circuit = Circuit(dialect="sqlite")
+    circuit.register_view("v", CONSTANT_VIEWS[0])
+    assert "one constant row (no FROM)" in circuit.explain("v")
+    assert circuit.members("v") == []  # the row is no record

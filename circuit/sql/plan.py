@@ -35,6 +35,10 @@ from .compile import (
 from .keys import canonical_json, hash_key
 from .parse import deep_recursion, parse_select
 
+CONSTANT_TABLE = ""
+"""The pseudo-table of a SELECT without FROM: it never changes, and a level reading it
+gets its one row (an empty record, no id, so no member) when the level is built."""
+
 STAR = "star"
 STAR_OF = "star_of"
 EXPR = "expr"
@@ -220,7 +224,10 @@ class LevelPlan:
             kind = "left join" if step.left_outer else "join"
             lines.append(f"{inner}{kind} {step.table} AS {step.alias} ON {step.sql} (hash index)")
         table, alias = self.sources[0]
-        lines.append(f"{inner}scan {table}" + (f" AS {alias}" if alias != table else ""))
+        if table == CONSTANT_TABLE:
+            lines.append(f"{inner}one constant row (no FROM)")
+        else:
+            lines.append(f"{inner}scan {table}" + (f" AS {alias}" if alias != table else ""))
         for atom in self.atoms:
             lines.extend(atom.level.describe(indent + 2, f"{atom.kind} subquery: {atom.sql}"))
         for item in self.nested():
@@ -297,7 +304,7 @@ def plan_view(
         raise UnsupportedSqlError(
             "the query nests deeper than the planner supports", view=name, path=path
         ) from err
-    tables = sorted(top.tables)
+    tables = sorted(top.tables - {CONSTANT_TABLE})
     identity = canonical_json([template.text, ctx.params])
     family = None
     if top.aggregate.windowed if top.aggregate is not None else top.windowed and not top.nested():
@@ -481,7 +488,10 @@ class _Planner:
         ctx = self.ctx
         from_ = select.args.get("from_") or select.args.get("from")
         if from_ is None:
-            raise ctx.unsupported(select, "a SELECT without FROM")
+            if select.args.get("joins"):
+                raise ctx.unsupported(select, "a JOIN without FROM")
+            # a constant level: one row of no record (see CONSTANT_TABLE)
+            return [(CONSTANT_TABLE, CONSTANT_TABLE)], []
         first = from_.this
         sources = [self._table(first)]
         joins: list[exp.Join] = list(select.args.get("joins") or [])
