@@ -440,6 +440,15 @@ class ExpressionCompiler:
     def _v_Exists(self, node: exp.Exists) -> RowFn:
         return self._atom(node)
 
+    scalar_hook: AtomHook | None = None
+    """Set by the planner where a scalar subquery may appear: it plans the subquery as a
+    stage of the level and returns the reader of the value that stage appends to rows."""
+
+    def _v_Subquery(self, node: exp.Subquery) -> RowFn:
+        if self.scalar_hook is None or self.base_depth != 0:
+            raise self.ctx.unsupported(node, "a scalar subquery here")
+        return self.scalar_hook(node, self.scope)
+
     def _atom(self, node: exp.Expression) -> RowFn:
         if self.atom_hook is None:
             raise self.ctx.unsupported(

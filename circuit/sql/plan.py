@@ -99,6 +99,31 @@ class SubqueryAtom:
 
 
 @dataclass
+class ScalarAtom:
+    """A scalar subquery in an expression of a level: a stage after the level's joins
+    appends its value to every row (position ``position`` of the row tuple).
+
+    The subquery's rows are grouped by its equality correlation (``level.inner_keys``
+    against ``outer_keys``); ``residual`` holds its other conditions on the outer row
+    (``x.b < t1.b``), judged on ``(*inner row sources, *outer row)``; ``aggregate``
+    computes the value over the matching rows (or ``value_fn`` reads the one row).
+    ``bounds`` are the residual's ``inner OP outer`` comparisons, which let a change of
+    the subquery re-evaluate only the outer rows whose range holds the changed value.
+    """
+
+    level: LevelPlan
+    outer_keys: list[RowFn]
+    residual: TruthFn | None
+    aggregate: AggregatePlan | None
+    value_fn: RowFn | None
+    position: int
+    width: int
+    sql: str
+    residual_sql: list[str] = field(default_factory=list)
+    bounds: list[tuple[RowFn, str, RowFn]] = field(default_factory=list)
+
+
+@dataclass
 class OrderItem:
     fn: RowFn
     desc: bool
@@ -169,6 +194,10 @@ class LevelPlan:
     lazy_field: str | None = None
     # a top level whose WHERE pins a plain field to a constant: (field, value key)
     seed: tuple[str, Any] | None = None
+    # scalar subqueries in this level's expressions, one row stage each (in order)
+    scalars: list[ScalarAtom] = field(default_factory=list)
+    # a scalar subquery level: its conditions on the outer row that are not equalities
+    outer_residual: list[tuple[exp.Expression, TruthFn]] = field(default_factory=list)
 
     @property
     def has_left_join(self) -> bool:
@@ -180,6 +209,8 @@ class LevelPlan:
         out = {table for table, _ in self.sources}
         for atom in self.atoms:
             out |= atom.level.tables
+        for scalar in self.scalars:
+            out |= scalar.level.tables
         for item in self.items:
             if item.child is not None:
                 out |= item.child.tables
@@ -230,6 +261,8 @@ class LevelPlan:
             lines.append(f"{inner}scan {table}" + (f" AS {alias}" if alias != table else ""))
         for atom in self.atoms:
             lines.extend(atom.level.describe(indent + 2, f"{atom.kind} subquery: {atom.sql}"))
+        for scalar in self.scalars:
+            lines.extend(scalar_describe(scalar, indent + 2))
         for item in self.nested():
             assert item.child is not None
             kind = "one row" if item.single else "array"
@@ -299,7 +332,7 @@ def plan_view(
     ctx = CompileContext(view=name, path=path, params=dict(params or {}))
     try:
         with deep_recursion():
-            top = _Planner(ctx).level(select, parent=None, role="view")
+            top = _Planner(ctx, dialect).level(select, parent=None, role="view")
     except RecursionError as err:
         raise UnsupportedSqlError(
             "the query nests deeper than the planner supports", view=name, path=path
@@ -357,8 +390,11 @@ def parsed_template(
 
 
 class _Planner:
-    def __init__(self, ctx: CompileContext):
+    def __init__(self, ctx: CompileContext, dialect: str | None = None):
         self.ctx = ctx
+        # SPEC 2: a select-list subquery is SurrealQL nesting in the default dialect, a
+        # scalar subquery in a standard one
+        self.dialect = dialect
 
     def level(self, select: exp.Select, parent: Scope | None, role: str) -> LevelPlan:
         """Plan one SELECT. ``role`` is ``view``, ``nested``, ``in`` or ``exists``."""
@@ -376,6 +412,7 @@ class _Planner:
             )
         plan = LevelPlan(sources=sources)
         compiler = ExpressionCompiler(scope, ctx, atom_hook=None)
+        compiler.scalar_hook = self._scalar_hook(plan)
 
         residuals: list[TruthFn] = []
         where = select.args.get("where")
@@ -404,6 +441,8 @@ class _Planner:
                 plan.static_sql.append(conjunct.sql())
             elif parent is not None and self._correlation(conjunct, scope, plan):
                 continue
+            elif role == "scalar" and depths <= {0, 1}:
+                plan.outer_residual.append((conjunct, self._outer_truth(conjunct, scope)))
             else:
                 raise ctx.unsupported(
                     conjunct,
@@ -417,12 +456,15 @@ class _Planner:
         if dynamic:
             hook = self._atom_hook(plan)
             dyn_compiler = ExpressionCompiler(scope, ctx, atom_hook=hook)
+            dyn_compiler.scalar_hook = compiler.scalar_hook
             parts = [dyn_compiler.truth(node, True) for node in dynamic]
             plan.dynamic_filter = parts[0] if len(parts) == 1 else _all(parts)
             plan.dynamic_sql = [node.sql() for node in dynamic]
         self._index_hints(plan, select, scope, role)
 
         # select list
+        if role == "scalar":
+            return plan  # the caller plans the value (scalar_atom)
         if _is_aggregate(select):
             if role != "view":
                 raise ctx.unsupported(select, "GROUP BY, DISTINCT or aggregates inside a subquery")
@@ -754,7 +796,12 @@ class _Planner:
             kind = "in"
         if not isinstance(select, exp.Select):
             raise ctx.unsupported(node, "a subquery that is not a plain SELECT")
-        child = self.level(select, parent=scope, role=kind)
+        try:
+            child = self.level(select, parent=scope, role=kind)
+        except UnsupportedSqlError:
+            if kind != "exists":
+                raise
+            return self._exists_as_count(node, select, scope, plan)
         state = AtomState()
         probe = ExpressionCompiler(scope, ctx).value(node.this) if kind == "in" else None
         atom = SubqueryAtom(kind, child, probe, child.outer_keys, state, node.sql())
@@ -785,6 +832,144 @@ class _Planner:
             return None if group[1] else 0
 
         return in_subquery
+
+    # scalar subqueries ---------------------------------------------------------------
+    def _scalar_hook(self, plan: LevelPlan) -> Callable[[exp.Expression, Scope], RowFn]:
+        def hook(node: exp.Expression, scope: Scope) -> RowFn:
+            return self._scalar(node, scope, plan)
+
+        return hook
+
+    def _scalar(self, node: exp.Expression, scope: Scope, plan: LevelPlan) -> RowFn:
+        """Plan ``(SELECT ...)`` in an expression of ``plan``'s level as a row stage; the
+        returned reader takes the value the stage appends to the row."""
+        ctx = self.ctx
+        select = node.this
+        for planned in plan.scalars:
+            if planned.sql == node.sql():  # the same subquery (ORDER BY 1 of it): one stage
+                same = planned.position
+                return lambda row: row[same]
+        if not isinstance(select, exp.Select):
+            raise ctx.unsupported(node, "a scalar subquery that is not a plain SELECT")
+        if len(select.expressions) != 1:
+            raise ctx.error(node, "a scalar subquery must select exactly one column")
+        item = select.expressions[0]
+        target = item.this if isinstance(item, exp.Alias) else item
+        if isinstance(target, exp.Star) or (
+            isinstance(target, exp.Column) and isinstance(target.this, exp.Star)
+        ):
+            raise ctx.error(node, "a scalar subquery must select one value, not *")
+        child = self.level(select, parent=scope, role="scalar")
+        if child.outer_residual and (child.atoms or child.scalars):
+            raise ctx.unsupported(
+                node, "a subquery correlated by an inequality that has subqueries itself"
+            )
+        child_scope = Scope(
+            {alias: i for i, (_, alias) in enumerate(child.sources)},
+            [t for t, _ in child.sources],
+            scope,
+        )
+        aggregate: AggregatePlan | None = None
+        value_fn: RowFn | None = None
+        if _is_aggregate(select):
+            if select.args.get("group") or select.args.get("distinct"):
+                raise ctx.unsupported(node, "GROUP BY or DISTINCT in a scalar subquery")
+            named = select.copy()
+            named.set("expressions", [exp.alias_(target.copy(), "_value", quoted=True)])
+            for arg in ("order", "limit", "offset"):
+                if named.args.get(arg):
+                    raise ctx.unsupported(
+                        node, "ORDER BY, LIMIT or OFFSET in an aggregate subquery"
+                    )
+            aggregate = _AggregatePlanner(ctx, child_scope).plan(named)
+        else:
+            compiler = ExpressionCompiler(child_scope, ctx)
+            compiler.scalar_hook = self._scalar_hook(child)
+            value_fn = compiler.value(target)
+            self._order_window(select, child, compiler)
+            if child.outer_residual and (child.order or child.windowed):
+                raise ctx.unsupported(
+                    node, "ORDER BY or LIMIT in a subquery correlated by an inequality"
+                )
+        width = len(plan.sources)
+        position = width + len(plan.scalars)
+        atom = ScalarAtom(
+            child,
+            child.outer_keys,
+            _all_of([fn for _, fn in child.outer_residual]),
+            aggregate,
+            value_fn,
+            position,
+            len(child.sources),
+            node.sql(),
+            [n.sql() for n, _ in child.outer_residual],
+            self._bounds(child, scope),
+        )
+        plan.scalars.append(atom)
+        return lambda row: row[position]
+
+    def _exists_as_count(
+        self, node: exp.Expression, select: exp.Select, scope: Scope, plan: LevelPlan
+    ) -> RowFn:
+        """``EXISTS (SELECT ... WHERE x.b < t1.b)``: correlated by more than equalities, it
+        is a scalar stage counting the matching rows (EXISTS is a count above 0)."""
+        counting = select.copy()
+        counting.set("expressions", [exp.Count(this=exp.Star())])
+        for arg in ("order", "limit", "offset"):
+            counting.set(arg, None)
+        if counting.args.get("group") or counting.args.get("having"):
+            raise self.ctx.unsupported(node, "GROUP BY in an EXISTS correlated by an inequality")
+        count = self._scalar(exp.Subquery(this=counting), scope, plan)
+        return lambda row: 1 if count(row) else 0
+
+    def _outer_scope(self, scope: Scope) -> Scope:
+        """A subquery level's scope seen from a row ``(*its sources, *outer row)``: its own
+        aliases first, then its parent's (shifted); unqualified names stay its own."""
+        assert scope.parent is not None
+        width = len(scope.tables)
+        aliases = {alias: width + i for alias, i in scope.parent.aliases.items()}
+        aliases.update(scope.aliases)
+        return Scope(aliases, scope.tables, scope.parent.parent)
+
+    def _outer_truth(self, node: exp.Expression, scope: Scope) -> TruthFn:
+        return ExpressionCompiler(self._outer_scope(scope), self.ctx).truth(node, True)
+
+    def _bounds(self, child: LevelPlan, scope: Scope) -> list[tuple[RowFn, str, RowFn]]:
+        """The residual's ``inner OP outer`` comparisons: (inner fn, OP, outer fn), OP
+        written as ``inner OP outer`` with inner on the left."""
+        out: list[tuple[RowFn, str, RowFn]] = []
+        flip = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+        ops: dict[type[exp.Expression], str] = {
+            exp.LT: "<",
+            exp.LTE: "<=",
+            exp.GT: ">",
+            exp.GTE: ">=",
+        }
+        child_scope = Scope(
+            {alias: i for i, (_, alias) in enumerate(child.sources)},
+            [t for t, _ in child.sources],
+            scope,
+        )
+        for node, _ in child.outer_residual:
+            op = ops.get(type(node))
+            if op is None:
+                continue
+            left = referenced_depths(node.this, child_scope, self.ctx)
+            right = referenced_depths(node.expression, child_scope, self.ctx)
+            if left == {0} and right == {1}:
+                inner, outer = node.this, node.expression
+            elif left == {1} and right == {0}:
+                inner, outer, op = node.expression, node.this, flip[op]
+            else:
+                continue
+            out.append(
+                (
+                    ExpressionCompiler(child_scope, self.ctx).value(inner),
+                    op,
+                    ExpressionCompiler(child_scope, self.ctx, base_depth=1).value(outer),
+                )
+            )
+        return out
 
     # select list -----------------------------------------------------------------
     def _items(
@@ -821,6 +1006,8 @@ class _Planner:
                 items.append(SelectItem(STAR_OF, position=found[1], sql=f"{target.table}.*"))
                 continue
             nested = _nested_subquery(target)
+            if nested is not None and self.dialect is not None and isinstance(target, exp.Subquery):
+                nested = None  # a standard dialect: a scalar subquery (SPEC 2)
             if nested is not None:
                 subquery, single = nested
                 if not alias:
@@ -840,7 +1027,7 @@ class _Planner:
                     child.limit = 1
                 items.append(item)
             else:
-                if _has_subquery(target):
+                if _has_subquery(target) and compiler.scalar_hook is None:
                     raise ctx.unsupported(
                         target,
                         "a subquery inside a select-list expression",
@@ -975,7 +1162,7 @@ def order_items(
             target = _position_target(ordered, target, select, ctx)
         if isinstance(target, exp.Column) and not target.table and target.name in outputs:
             target = outputs[target.name]
-        if _has_subquery(target):
+        if _has_subquery(target) and compiler.scalar_hook is None:
             raise ctx.unsupported(ordered, "ORDER BY a subquery")
         items.append(
             OrderItem(
@@ -1208,6 +1395,22 @@ class _AggregatePlanner:
             sql=described,
             core=core,
         )
+
+
+def scalar_describe(scalar: ScalarAtom, indent: int) -> list[str]:
+    """A scalar subquery stage for ``ssp explain``."""
+    how = []
+    if scalar.level.correlation_sql:
+        how.append("grouped by " + ", ".join(scalar.level.correlation_sql))
+    if scalar.residual_sql:
+        ordered = " (ordered index)" if scalar.bounds else ""
+        how.append("correlated by " + " AND ".join(scalar.residual_sql) + ordered)
+    title = f"scalar subquery: {scalar.sql}" + (f" [{'; '.join(how)}]" if how else " [one row]")
+    lines = scalar.level.describe(indent, title)
+    if scalar.aggregate is not None:
+        pad = "  " * (indent + 1)
+        lines[1:1] = [f"{pad}{line}" for line in scalar.aggregate.sql]
+    return lines
 
 
 def _source_count(level: LevelPlan, table: str) -> int:
