@@ -358,3 +358,35 @@ def test_explain_names_the_scalar_subquery_and_the_select_list_rule() -> None:
     default = Circuit()
     default.register_view("n", "SELECT id, (SELECT * FROM t2 WHERE t2.a = $parent.a) AS m FROM t1")
     assert "nested m (array)" in default.explain("n")
+
+
+# --- UNION [ALL] / INTERSECT / EXCEPT -------------------------------------------------------
+
+SET_VIEWS = [
+    "SELECT a AS x FROM t1 UNION SELECT a FROM t2",
+    "SELECT a AS x, c AS y FROM t1 UNION ALL SELECT b, c FROM t2 WHERE b > 0",
+    "SELECT a AS x FROM t1 INTERSECT SELECT b FROM t2",
+    "SELECT a AS x FROM t1 EXCEPT SELECT a FROM t2 UNION ALL SELECT b FROM t1",
+    ("SELECT a AS x, id AS k FROM t1 UNION SELECT b, id FROM t2 ORDER BY 1 DESC, 2 LIMIT 3", True),
+    "SELECT a + 1 AS x FROM t1 WHERE c = 'x' EXCEPT SELECT CAST(b AS INTEGER) FROM t2",
+]
+
+
+@PROPERTY
+@given(log=logs, mode=modes, views=st.lists(st.sampled_from(SET_VIEWS), min_size=1, max_size=3))
+def test_set_operations_against_sqlite(
+    log: list[Mutation], mode: str, views: list[str | tuple[str, bool]]
+) -> None:
+    run(views, log, mode)
+
+
+def test_set_operation_entry_work_does_not_grow_with_the_tables() -> None:
+    for sql in SET_VIEWS[:4]:
+        assert_work_flat(sql, Mutation.update("t1", "3", {"a": 4, "b": 3, "c": "z"}))
+        assert_work_flat(sql, Mutation.update("t2", "3", {"a": 4, "b": 3, "c": "z"}))
+
+
+def test_explain_shows_the_set_operation_tree() -> None:
+    circuit = Circuit(dialect="sqlite")
+    circuit.register_view("v", SET_VIEWS[3])
+    assert "set operation ((#0 EXCEPT #1) UNION ALL #2)" in circuit.explain("v")

@@ -196,6 +196,8 @@ class LevelPlan:
     seed: tuple[str, Any] | None = None
     # scalar subqueries in this level's expressions, one row stage each (in order)
     scalars: list[ScalarAtom] = field(default_factory=list)
+    # a set operation (UNION / INTERSECT / EXCEPT) of member levels: circuit.sql.setops
+    setop: Any = None
     # a scalar subquery level: its conditions on the outer row that are not equalities
     outer_residual: list[tuple[exp.Expression, TruthFn]] = field(default_factory=list)
 
@@ -211,6 +213,8 @@ class LevelPlan:
             out |= atom.level.tables
         for scalar in self.scalars:
             out |= scalar.level.tables
+        if self.setop is not None:
+            out |= self.setop.tables
         for item in self.items:
             if item.child is not None:
                 out |= item.child.tables
@@ -228,6 +232,9 @@ class LevelPlan:
         pad = "  " * indent
         lines = [f"{pad}{title}"]
         inner = pad + "  "
+        if self.setop is not None:
+            described: list[str] = self.setop.describe(indent + 1)
+            return lines + described
         if self.aggregate is not None:
             lines.extend(f"{inner}{line}" for line in self.aggregate.sql)
         if self.items:
@@ -332,7 +339,12 @@ def plan_view(
     ctx = CompileContext(view=name, path=path, params=dict(params or {}))
     try:
         with deep_recursion():
-            top = _Planner(ctx, dialect).level(select, parent=None, role="view")
+            if isinstance(select, exp.SetOperation):
+                from .setops import plan_set_operation
+
+                top = plan_set_operation(select, lambda s: _Planner(ctx, dialect), ctx)
+            else:
+                top = _Planner(ctx, dialect).level(select, parent=None, role="view")
     except RecursionError as err:
         raise UnsupportedSqlError(
             "the query nests deeper than the planner supports", view=name, path=path
