@@ -390,3 +390,37 @@ def test_explain_shows_the_set_operation_tree() -> None:
     circuit = Circuit(dialect="sqlite")
     circuit.register_view("v", SET_VIEWS[3])
     assert "set operation ((#0 EXCEPT #1) UNION ALL #2)" in circuit.explain("v")
+
+
+# --- DISTINCT with aggregates, aggregates of DISTINCT values, GROUP BY spellings ------------
+
+AGGREGATE_VIEWS = [
+    "SELECT DISTINCT count(*) AS n, max(a) AS m FROM t1",
+    "SELECT DISTINCT a AS x, count(*) AS n FROM t1 GROUP BY t1.a",
+    "SELECT DISTINCT - b + 1 AS x FROM t1 AS cor0 GROUP BY cor0.b",
+    "SELECT a AS x, sum(DISTINCT b) AS s, avg(DISTINCT b) AS v, count(DISTINCT b) AS c,"
+    " min(DISTINCT b) AS lo, max(DISTINCT b) AS hi FROM t1 GROUP BY a",
+    "SELECT t1.b * 2 AS y FROM t1 GROUP BY b",
+]
+
+
+@PROPERTY
+@given(
+    log=logs, mode=modes, views=st.lists(st.sampled_from(AGGREGATE_VIEWS), min_size=1, max_size=3)
+)
+def test_distinct_with_aggregates_against_sqlite(
+    log: list[Mutation], mode: str, views: list[str]
+) -> None:
+    run(views, log, mode)
+
+
+def test_distinct_with_aggregates_entry_work_does_not_grow_with_the_tables() -> None:
+    for sql in AGGREGATE_VIEWS[1:]:
+        assert_work_flat(sql, Mutation.update("t1", "3", {"a": 4, "b": 3, "c": "z"}))
+
+
+def test_distinct_over_aggregates_of_some_groups_stays_refused() -> None:
+    with pytest.raises(Exception, match=r"view v.*DISTINCT together with GROUP BY"):
+        Circuit(dialect="sqlite").register_view(
+            "v", "SELECT DISTINCT count(*) AS n FROM t1 GROUP BY a"
+        )

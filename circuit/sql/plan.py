@@ -1276,11 +1276,27 @@ class _AggregateCompiler(ExpressionCompiler):
         if isinstance(node, exp.AggFunc):
             raise self.ctx.unsupported(node, f"aggregate function {node.key.upper()}")
         if isinstance(node, exp.Column) and not _is_param_column(node):
+            same = self._group_column(node)
+            if same is not None:
+                return lambda out: out[same]
             raise self.ctx.error(
                 node,
                 f"column {node.sql()} must appear in GROUP BY or inside an aggregate",
             )
         return super().value(node)
+
+    def _group_column(self, node: exp.Column) -> int | None:
+        """The GROUP BY slot of a column written otherwise there (``col1`` for
+        ``GROUP BY t.col1``): the same column of the same source."""
+        ref = resolve_column(node, self.scope, self.ctx)
+        for text, index in self.group_sql.items():
+            try:
+                group = sqlglot_parse_column(text)
+            except Exception:
+                continue
+            if group is not None and resolve_column(group, self.scope, self.ctx) == ref:
+                return index
+        return None
 
     def _aggregate(self, node: exp.Expression, kind: str, text: str) -> int:
         if text in self.aggregate_sql:
@@ -1288,8 +1304,8 @@ class _AggregateCompiler(ExpressionCompiler):
         arg_node = node.this
         distinct = isinstance(arg_node, exp.Distinct)
         if distinct:
-            if kind != "count" or len(arg_node.expressions) != 1:
-                raise self.ctx.unsupported(node, f"{text} (DISTINCT only with COUNT(x))")
+            if len(arg_node.expressions) != 1:
+                raise self.ctx.unsupported(node, f"{text} (DISTINCT of one argument only)")
             arg_node = arg_node.expressions[0]
         if getattr(node, "expressions", None):
             raise self.ctx.unsupported(node, f"{kind.upper()} with several arguments")
@@ -1304,6 +1320,48 @@ class _AggregateCompiler(ExpressionCompiler):
         self.aggregates.append(AggregateSpec(kind, arg, distinct, text))
         self.aggregate_sql[text] = len(self.aggregates) - 1
         return len(self.aggregates) - 1
+
+
+def sqlglot_parse_column(text: str) -> exp.Column | None:
+    """A GROUP BY expression's text read back, when it is a plain column."""
+    node: exp.Expression = exp.maybe_parse(text)
+    return node if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star) else None
+
+
+def _distinct_rewrite(
+    select: exp.Select, group_nodes: list[exp.Expression], scope: Scope, ctx: CompileContext
+) -> exp.Select | None:
+    """``SELECT DISTINCT`` with GROUP BY or aggregates as an equivalent query without one
+    of the two, or None: without GROUP BY an aggregate query has one row (DISTINCT is
+    moot); a select list holding every GROUP BY expression has distinct rows already;
+    without any aggregate, DISTINCT over the groups is DISTINCT over the rows."""
+    has_aggregate = any(_has_aggregate(n) for n in select.expressions) or bool(
+        select.args.get("having")
+    )
+    order = select.args.get("order")
+    if order is not None and any(_has_aggregate(o) for o in order.expressions):
+        has_aggregate = True
+    copy = select.copy()
+    if not group_nodes:
+        copy.set("distinct", None)
+        return copy
+    targets = [n.this if isinstance(n, exp.Alias) else n for n in select.expressions]
+    shown = {t.sql() for t in targets}
+    refs = set()
+    for t in targets:
+        if isinstance(t, exp.Column) and not isinstance(t.this, exp.Star):
+            refs.add(resolve_column(t, scope, ctx))
+    covered = all(
+        g.sql() in shown or (isinstance(g, exp.Column) and resolve_column(g, scope, ctx) in refs)
+        for g in group_nodes
+    )
+    if covered:
+        copy.set("distinct", None)
+        return copy
+    if not has_aggregate:
+        copy.set("group", None)
+        return copy
+    return None
 
 
 def _is_param_column(node: exp.Column) -> bool:
@@ -1332,7 +1390,10 @@ class _AggregatePlanner:
             if select.args["distinct"].args.get("on"):
                 raise ctx.unsupported(select, "DISTINCT ON")
             if group_nodes or any(_has_aggregate(n) for n in select.expressions):
-                raise ctx.unsupported(select, "DISTINCT together with GROUP BY or aggregates")
+                rewritten = _distinct_rewrite(select, group_nodes, scope, ctx)
+                if rewritten is None:
+                    raise ctx.unsupported(select, "DISTINCT together with GROUP BY or aggregates")
+                return self.plan(rewritten)
             group_nodes = []
             for node in select.expressions:
                 target = node.this if isinstance(node, exp.Alias) else node
