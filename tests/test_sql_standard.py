@@ -198,6 +198,7 @@ JOIN_VIEWS = [
     "SELECT p.id AS i, q.id AS j, r.id AS k FROM t1 p, t2 q, t1 r"
     " WHERE p.a = r.b AND q.b = r.a AND q.a = 1",
     "SELECT p.id AS i, q.id AS j FROM t1 p, t2 q WHERE q.a = 2 AND p.b = 2",
+    "SELECT p.id AS i, q.id AS j FROM t1 p, t2 q WHERE p.a < 2 AND q.b IN (0, 1, 'x')",
 ]
 
 
@@ -424,3 +425,11 @@ def test_distinct_over_aggregates_of_some_groups_stays_refused() -> None:
         Circuit(dialect="sqlite").register_view(
             "v", "SELECT DISTINCT count(*) AS n FROM t1 GROUP BY a"
         )
+
+
+def test_conditions_on_one_source_are_applied_before_a_product() -> None:
+    circuit = Circuit(dialect="sqlite")
+    circuit.register_view("p", JOIN_VIEWS[-1])
+    _fill(circuit, 200)
+    assert len(circuit.rows("p")) == 4
+    assert circuit.metrics().views["p"]["state_rows"] <= 12  # not 200 x 200

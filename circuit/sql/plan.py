@@ -72,6 +72,9 @@ class JoinStep:
     right_field: str | None = None
     """The right key when it is one plain top-level field of the new source: the step
     then reads the circuit's shared index of that table by that field."""
+    prefilter: TruthFn | None = None
+    """WHERE conjuncts on the new source alone (an inner join's private index keeps only
+    the records that pass them; WHERE still judges the rows)."""
 
 
 @dataclass
@@ -194,6 +197,8 @@ class LevelPlan:
     lazy_field: str | None = None
     # a top level whose WHERE pins a plain field to a constant: (field, value key)
     seed: tuple[str, Any] | None = None
+    # WHERE conjuncts on the first source alone, applied before the joins
+    first_filter: TruthFn | None = None
     # scalar subqueries in this level's expressions, one row stage each (in order)
     scalars: list[ScalarAtom] = field(default_factory=list)
     # a set operation (UNION / INTERSECT / EXCEPT) of member levels: circuit.sql.setops
@@ -461,6 +466,7 @@ class _Planner:
                     "a condition on an outer query's row that is not an equality with this one",
                     hint="correlate with inner_column = outer_column",
                 )
+        self._prefilters(plan, where_parts, sources, scope)
         static = residuals + static
         plan.static_sql = extra_static + plan.static_sql
         if static:
@@ -721,6 +727,41 @@ class _Planner:
             used.append(conjunct.sql())
         on_sql = " AND ".join(used) if used else "TRUE (a product)"
         return JoinStep(table, alias, left_keys, right_keys, on_sql)
+
+    def _prefilters(
+        self,
+        plan: LevelPlan,
+        where_parts: list[exp.Expression],
+        sources: list[tuple[str, str]],
+        scope: Scope,
+    ) -> None:
+        """Push WHERE conjuncts that read one source only down to that source, for levels
+        with joins and no LEFT JOIN: the first source's changes and each private right
+        index then hold only passing records, so a product of filtered tables stays small.
+        The conjuncts stay in WHERE, which judges every row as before."""
+        if not plan.joins or plan.has_left_join:
+            return
+        by_source: dict[int, list[TruthFn]] = {}
+        for conjunct in where_parts:
+            if _has_subquery(conjunct):
+                continue
+            positions = self._positions(conjunct, scope)
+            if positions is None or len(positions) != 1:
+                continue
+            if referenced_depths(conjunct, scope, self.ctx) - {0}:
+                continue
+            index = next(iter(positions))
+            if index > 0 and plan.joins[index - 1].right_field is not None:
+                continue  # that step reads the shared index: nothing to keep smaller
+            table, alias = sources[index]
+            own = ExpressionCompiler(Scope({alias: 0}, [table], scope.parent), self.ctx)
+            by_source.setdefault(index, []).append(own.truth(conjunct, True))
+        for index, parts in by_source.items():
+            predicate = _all_of(parts)
+            if index == 0:
+                plan.first_filter = predicate
+            else:
+                plan.joins[index - 1].prefilter = predicate
 
     def _pin_pair(
         self, node: exp.Expression, scope: Scope, index: int
