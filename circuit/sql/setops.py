@@ -106,6 +106,15 @@ def plan_set_operation(
     fns: list[list[RowFn]] = []
     names: list[str] = []
     for index, select in enumerate(members):
+        if index > 0:  # SQL names the columns after the first member: the others need none
+            select = select.copy()
+            select.set(
+                "expressions",
+                [
+                    exp.alias_(e.this if isinstance(e, exp.Alias) else e, f"_{i}", quoted=True)
+                    for i, e in enumerate(select.expressions)
+                ],
+            )
         level = planner(select).level(select, parent=None, role="view")
         if level.aggregate is not None or level.nested():
             raise ctx.unsupported(
