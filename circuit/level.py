@@ -24,10 +24,20 @@ from .operators import Delta, Row, RowKey, TableChanges
 from .operators.aggregate import AggregateCore, GroupChange
 from .operators.filter import SemiJoinFilter, static_filter
 from .operators.join import JoinChain
+from .operators.scalar import ScalarStage
 from .operators.semijoin import update_atom
 from .operators.window import GroupWindow, Visible, make_sort_key
 from .sql.keys import canonical_json, row_key_order
-from .sql.plan import EXPR, NESTED, STAR, STAR_OF, LevelPlan, SelectItem, key_function
+from .sql.plan import (
+    CONSTANT_TABLE,
+    EXPR,
+    NESTED,
+    STAR,
+    STAR_OF,
+    LevelPlan,
+    SelectItem,
+    key_function,
+)
 from .tables import Tables
 
 if TYPE_CHECKING:
@@ -64,6 +74,17 @@ class Level:
             (atom, Level(atom.level, view, f"{path};{atom.kind}#{i}", metrics, store))
             for i, atom in enumerate(plan.atoms)
         ]
+        # scalar subqueries: each a level of its own and the stage appending its value
+        self.scalars = [
+            (
+                Level(scalar.level, view, f"{path};scalar#{i}", metrics, store),
+                ScalarStage(scalar, view),
+                metrics.setdefault(
+                    f"{path};scalar#{i}", OperatorMetrics(view, f"{path};scalar#{i}")
+                ),
+            )
+            for i, scalar in enumerate(plan.scalars)
+        ]
         self.children: list[tuple[SelectItem, Level, Callable[[Row], Any]]] = []
         for item in plan.nested():
             assert item.child is not None and item.name is not None
@@ -81,7 +102,9 @@ class Level:
         # this round's touched groups (an aggregate level): what every sharing view reads
         self.core_changes: list[GroupChange] = []
         # a single-table level without a window or subqueries runs one fused loop
-        self.simple = not (plan.joins or plan.atoms or plan.windowed or self.children)
+        self.simple = not (
+            plan.joins or plan.atoms or plan.windowed or self.children or plan.scalars
+        )
         # where a top level without window or subqueries hands its row changes, if not
         # to its window (the view places them and counts their members in one pass)
         self.sink: Callable[[Delta], None] | None = None
@@ -103,6 +126,7 @@ class Level:
         if self.semijoin is not None:
             total += self.semijoin.state_rows()
         total += sum(level.state_rows() for _, level in self.atoms)
+        total += sum(level.state_rows() + stage.state_rows() for level, stage, _ in self.scalars)
         total += sum(level.state_rows() for _, level, _ in self.children)
         if self.aggregate is not None:
             total += self.aggregate.state_rows()
@@ -153,13 +177,25 @@ class Level:
                 values, groups = update_atom(atom, level.visible)
                 if values or groups:
                     affected |= semijoin.affected(index, values, groups)
-        if affected or not self.own_tables.isdisjoint(changes):
+        scalar_changed = False
+        for level, _, _ in self.scalars:
+            level.process(changes, clock)
+            scalar_changed = scalar_changed or bool(level.visible)
+        if affected or scalar_changed or not self.own_tables.isdisjoint(changes):
             t0 = clock()
             delta: Delta = self.join.process(changes)
             if self.lazy:
                 delta = self._only_active(delta)
             t1 = clock()
             count_op(self.op_join, t1 - t0, delta, delta)
+            for level, stage, op in self.scalars:
+                evaluations = stage.evaluations
+                staged = stage.process(delta, level.visible)
+                t2 = clock()
+                op.self_ns += t2 - t1
+                op.rows_in += len(level.visible) + stage.evaluations - evaluations
+                op.rows_out += len(staged)
+                delta, t1 = staged, t2
             predicate = self.plan.static_filter
             if predicate is not None and delta:
                 filtered = static_filter(predicate, delta)
@@ -186,6 +222,8 @@ class Level:
         self.window.extra_visible = {}
         for _, level in self.atoms:
             level.clear()
+        for level, _, _ in self.scalars:
+            level.clear()
         for _, child, _ in self.children:
             child.clear()
 
@@ -201,6 +239,7 @@ class Level:
             own: TableChanges = {}
             seed = self.plan.seed
             atom_tables = {t for _, level in self.atoms for t in level.tables}
+            atom_tables |= {t for level, _, _ in self.scalars for t in level.tables}
             if self.first_table in atom_tables | self.join.private_right_tables():
                 seed = None  # the first table feeds another side too: every row is needed
             tables = self.join.tables_to_load() | atom_tables
@@ -209,6 +248,9 @@ class Level:
                 if seed is not None and table == self.first_table:
                     rows = self.store.field_index(table, seed[0]).get(seed[1], {})
                 own[table] = [(rid, None, rec) for rid, rec in rows.items()]
+            if CONSTANT_TABLE in own:
+                # a SELECT without FROM (here or in a WHERE subquery): its one row
+                own[CONSTANT_TABLE] = [(None, None, {})]  # type: ignore[list-item]
             self._propagate(own, clock)
         for _, child, _ in self.children:
             child.initial(clock)
@@ -257,6 +299,8 @@ class Level:
         """This level and every level below it."""
         yield self
         for _, level in self.atoms:
+            yield from level.walk()
+        for level, _, _ in self.scalars:
             yield from level.walk()
         for _, child, _ in self.children:
             yield from child.walk()

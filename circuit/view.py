@@ -28,6 +28,7 @@ from .level import Clock, Level, count_op
 from .metrics import OperatorMetrics, ViewMetrics
 from .operators import Delta, Row, RowKey, TableChanges
 from .operators.aggregate import AggregateOutput
+from .operators.union import SetOpLevel
 from .operators.window import GroupWindow, Visible
 from .sql.plan import ViewPlan
 from .tables import Tables
@@ -133,7 +134,10 @@ class View:
             if level_owner is not None:
                 self.top = level_owner.top
             else:
-                self.top = Level(plan.top, plan.name, plan.name, self.operator_metrics, store)
+                top_class = Level if plan.top.setop is None else SetOpLevel
+                self.top = top_class(  # type: ignore[assignment]
+                    plan.top, plan.name, plan.name, self.operator_metrics, store
+                )
             self.member_refs = {}
             self.member_before = {}
             # a flat update lists every member in order: keep them sorted as they change

@@ -651,7 +651,7 @@ def test_sql_that_does_not_parse_is_an_sql_error_naming_the_view() -> None:
 @pytest.mark.parametrize(
     "sql",
     [
-        "SELECT id FROM user UNION SELECT id FROM thread",
+        "SELECT id FROM user INTERSECT ALL SELECT id FROM thread",
         "SELECT u.id AS uid FROM user u RIGHT JOIN thread t ON u.id = t.author",
         "WITH x AS (SELECT * FROM user) SELECT * FROM x",
     ],

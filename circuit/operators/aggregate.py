@@ -168,9 +168,33 @@ class _Count:
             self.count += sign
 
 
+class _DistinctSum(_Sum):
+    """SUM/AVG(DISTINCT x): a value counts once while any row carries it."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[Any, int] = {}
+
+    def add(self, value: Any, sign: int) -> None:
+        if value is None:
+            return
+        key = hash_key(value)
+        count = self.seen.get(key, 0) + sign
+        if count:
+            self.seen[key] = count
+        else:
+            del self.seen[key]
+        if (count == 1 and sign > 0) or count == 0:
+            super().add(value, sign)
+
+
 def _new_state(spec: AggregateSpec) -> Any:
     if spec.kind == "count":
         return _Distinct() if spec.distinct else _Count()
+    if spec.kind in ("sum", "avg") and spec.distinct:
+        return _DistinctSum()
     if spec.kind in ("sum", "avg"):
         return _Sum()
     return _Extremes()

@@ -65,6 +65,7 @@ class _JoinIndexes:
         "left",
         "left_key",
         "left_outer",
+        "prefilter",
         "residual",
         "right",
         "right_key",
@@ -74,6 +75,7 @@ class _JoinIndexes:
 
     def __init__(self, step: JoinStep, store: Tables | None):
         self.table = step.table
+        self.prefilter = step.prefilter
         self.left_outer = step.left_outer
         self.residual = step.residual
         self.left_key = _join_key(step.left_keys)
@@ -106,6 +108,7 @@ class JoinChain:
         self.steps = [_JoinIndexes(step, store) for step in plan.joins]
         self.tables = {table for table, _ in plan.sources}
         self.seed = plan.seed if plan.joins else None
+        self.first_filter = plan.first_filter
 
     def state_rows(self) -> int:
         return sum(step.size() for step in self.steps)
@@ -121,12 +124,15 @@ class JoinChain:
     def process(self, changes: TableChanges) -> Delta:
         delta: Delta = {}
         seed = self.seed
+        first = changes.get(self.first_table, ())
+        if self.first_filter is not None and first:
+            first = _prefiltered(self.first_filter, first)
         if seed is None:
-            for rid, old, new in changes.get(self.first_table, ()):
+            for rid, old, new in first:
                 delta[(rid,)] = (None if old is None else (old,), None if new is None else (new,))
         else:
             field, want = seed
-            for rid, old, new in changes.get(self.first_table, ()):
+            for rid, old, new in first:
                 if old is not None and _field_key(old, field) != want:
                     old = None
                 if new is not None and _field_key(new, field) != want:
@@ -138,6 +144,8 @@ class JoinChain:
                     )
         for step in self.steps:
             right_changes = changes.get(step.table, ())
+            if step.prefilter is not None and right_changes:
+                right_changes = _prefiltered(step.prefilter, right_changes)
             if step.left_outer:
                 delta = self._left_step(step, delta, right_changes)
             else:
@@ -337,3 +345,17 @@ def _index(index: dict[Any, dict[Any, Any]], changes: Keyed) -> None:
                 index[new_k] = {key: new}
             else:
                 bucket[key] = new
+
+
+def _prefiltered(predicate: Callable[[Row], bool], changes: Iterable[Any]) -> list[Any]:
+    """Record changes with the sides that fail ``predicate`` made absent (see
+    :attr:`~circuit.sql.plan.JoinStep.prefilter`)."""
+    out = []
+    for rid, old, new in changes:
+        if old is not None and not predicate((old,)):
+            old = None
+        if new is not None and not predicate((new,)):
+            new = None
+        if old is not None or new is not None:
+            out.append((rid, old, new))
+    return out

@@ -324,10 +324,12 @@ class _Translator:
             if sel.args.get(key):
                 raise _Skip(f"SELECT with {key.upper()}")
         source = sel.args.get("from_") or sel.args.get("from")
-        if source is None:
-            raise _Skip("SELECT without FROM")
         scope = _Scope([], parent)
-        scope.refs.append(self._table(source.this))
+        if source is None:
+            if sel.args.get("joins"):
+                raise _Skip("JOIN without FROM")
+        else:
+            scope.refs.append(self._table(source.this))
         for join in sel.args.get("joins") or []:
             if join.args.get("using") or join.args.get("method"):
                 raise _Skip("JOIN with USING or NATURAL")

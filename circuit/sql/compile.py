@@ -463,6 +463,15 @@ class ExpressionCompiler:
     def _v_Exists(self, node: exp.Exists) -> RowFn:
         return self._atom(node)
 
+    scalar_hook: AtomHook | None = None
+    """Set by the planner where a scalar subquery may appear: it plans the subquery as a
+    stage of the level and returns the reader of the value that stage appends to rows."""
+
+    def _v_Subquery(self, node: exp.Subquery) -> RowFn:
+        if self.scalar_hook is None or self.base_depth != 0:
+            raise self.ctx.unsupported(node, "a scalar subquery here")
+        return self.scalar_hook(node, self.scope)
+
     def _atom(self, node: exp.Expression) -> RowFn:
         if self.atom_hook is None:
             raise self.ctx.unsupported(
@@ -528,6 +537,29 @@ class ExpressionCompiler:
             return None
 
         return coalesce
+
+    def _v_Nullif(self, node: exp.Nullif) -> RowFn:
+        left, right = self.value(node.this), self.value(node.expression)
+        nullif = V.nullif
+        return lambda row: nullif(left(row), right(row))
+
+    def _v_Cast(self, node: exp.Cast) -> RowFn:
+        to = node.args.get("to")
+        kind = to.this if isinstance(to, exp.DataType) else None
+        if kind == exp.DataType.Type.DECIMAL:
+            name = "NUMERIC"  # sqlglot reads SQLite's NUMERIC as DECIMAL
+        elif kind == exp.DataType.Type.USERDEFINED and isinstance(to, exp.DataType):
+            name = str(to.args.get("kind") or to.sql())
+        elif kind == exp.DataType.Type.DOUBLE or kind == exp.DataType.Type.FLOAT:
+            name = "REAL"
+        else:
+            name = to.sql(dialect="sqlite") if isinstance(to, exp.Expression) else ""
+        affinity = V.affinity(name)
+        if affinity is None or node.args.get("format") or node.args.get("default"):
+            raise self.ctx.unsupported(node, f"CAST to {to.sql() if to else '?'}")
+        inner = self.value(node.this)
+        cast = V.CASTS[affinity]
+        return lambda row: cast(inner(row))
 
     def _unary(self, node: exp.Expression, fn: Callable[[Any], Any]) -> RowFn:
         if node.expressions:

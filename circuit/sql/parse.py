@@ -143,9 +143,11 @@ def parse_select(
         tree = tree.expression
     if isinstance(tree, exp.Subquery):
         tree = tree.unnest()
-    if isinstance(tree, exp.Select):
+    if isinstance(tree, (exp.Select, exp.SetOperation)):
         with deep_recursion():
             tree = tree.transform(_explicit_not, copy=False)
+    if isinstance(tree, exp.SetOperation):
+        return tree  # type: ignore[return-value]  # planned by circuit.sql.setops
     if not isinstance(tree, exp.Select):
         line, col = position(tree)
         raise UnsupportedSqlError(

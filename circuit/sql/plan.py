@@ -38,6 +38,10 @@ from .compile import (
 from .keys import canonical_json, hash_key
 from .parse import deep_recursion, parse_select
 
+CONSTANT_TABLE = ""
+"""The pseudo-table of a SELECT without FROM: it never changes, and a level reading it
+gets its one row (an empty record, no id, so no member) when the level is built."""
+
 STAR = "star"
 STAR_OF = "star_of"
 EXPR = "expr"
@@ -75,6 +79,9 @@ class JoinStep:
     """The left key when it is one plain top-level field of the level's first source
     (``m.author`` in ``JOIN user u ON u.id = m.author``): what routes the new source's
     changes through the first source's field index (see ``ViewPlan.join_route``)."""
+    prefilter: TruthFn | None = None
+    """WHERE conjuncts on the new source alone (an inner join's private index keeps only
+    the records that pass them; WHERE still judges the rows)."""
 
 
 @dataclass
@@ -99,6 +106,31 @@ class SubqueryAtom:
     outer_keys: list[RowFn]
     state: AtomState
     sql: str
+
+
+@dataclass
+class ScalarAtom:
+    """A scalar subquery in an expression of a level: a stage after the level's joins
+    appends its value to every row (position ``position`` of the row tuple).
+
+    The subquery's rows are grouped by its equality correlation (``level.inner_keys``
+    against ``outer_keys``); ``residual`` holds its other conditions on the outer row
+    (``x.b < t1.b``), judged on ``(*inner row sources, *outer row)``; ``aggregate``
+    computes the value over the matching rows (or ``value_fn`` reads the one row).
+    ``bounds`` are the residual's ``inner OP outer`` comparisons, which let a change of
+    the subquery re-evaluate only the outer rows whose range holds the changed value.
+    """
+
+    level: LevelPlan
+    outer_keys: list[RowFn]
+    residual: TruthFn | None
+    aggregate: AggregatePlan | None
+    value_fn: RowFn | None
+    position: int
+    width: int
+    sql: str
+    residual_sql: list[str] = field(default_factory=list)
+    bounds: list[tuple[RowFn, str, RowFn]] = field(default_factory=list)
 
 
 @dataclass
@@ -172,6 +204,14 @@ class LevelPlan:
     lazy_field: str | None = None
     # a top level whose WHERE pins a plain field to a constant: (field, value key)
     seed: tuple[str, Any] | None = None
+    # WHERE conjuncts on the first source alone, applied before the joins
+    first_filter: TruthFn | None = None
+    # scalar subqueries in this level's expressions, one row stage each (in order)
+    scalars: list[ScalarAtom] = field(default_factory=list)
+    # a set operation (UNION / INTERSECT / EXCEPT) of member levels: circuit.sql.setops
+    setop: Any = None
+    # a scalar subquery level: its conditions on the outer row that are not equalities
+    outer_residual: list[tuple[exp.Expression, TruthFn]] = field(default_factory=list)
 
     @property
     def has_left_join(self) -> bool:
@@ -183,6 +223,10 @@ class LevelPlan:
         out = {table for table, _ in self.sources}
         for atom in self.atoms:
             out |= atom.level.tables
+        for scalar in self.scalars:
+            out |= scalar.level.tables
+        if self.setop is not None:
+            out |= self.setop.tables
         for item in self.items:
             if item.child is not None:
                 out |= item.child.tables
@@ -200,6 +244,9 @@ class LevelPlan:
         pad = "  " * indent
         lines = [f"{pad}{title}"]
         inner = pad + "  "
+        if self.setop is not None:
+            described: list[str] = self.setop.describe(indent + 1)
+            return lines + described
         if self.aggregate is not None:
             lines.extend(f"{inner}{line}" for line in self.aggregate.sql)
         if self.items:
@@ -227,9 +274,14 @@ class LevelPlan:
             kind = "left join" if step.left_outer else "join"
             lines.append(f"{inner}{kind} {step.table} AS {step.alias} ON {step.sql} (hash index)")
         table, alias = self.sources[0]
-        lines.append(f"{inner}scan {table}" + (f" AS {alias}" if alias != table else ""))
+        if table == CONSTANT_TABLE:
+            lines.append(f"{inner}one constant row (no FROM)")
+        else:
+            lines.append(f"{inner}scan {table}" + (f" AS {alias}" if alias != table else ""))
         for atom in self.atoms:
             lines.extend(atom.level.describe(indent + 2, f"{atom.kind} subquery: {atom.sql}"))
+        for scalar in self.scalars:
+            lines.extend(scalar_describe(scalar, indent + 2))
         for item in self.nested():
             assert item.child is not None
             kind = "one row" if item.single else "array"
@@ -327,19 +379,24 @@ def plan_view(
     changes the tree it reads), so only planning with the parameters remains.
     """
     template = parsed_template(sql, view=name, path=path, dialect=dialect)
-    bindable = template.bindable(name, path) if bind else None
+    bindable = template.bindable(name, path) if bind and dialect is None else None
     if bindable is not None:
         return bindable.bind(name, sql, params, path)
     select = template.select
     ctx = CompileContext(view=name, path=path, params=dict(params or {}))
     try:
         with deep_recursion():
-            top = _Planner(ctx).level(select, parent=None, role="view")
+            if isinstance(select, exp.SetOperation):
+                from .setops import plan_set_operation
+
+                top = plan_set_operation(select, lambda s: _Planner(ctx, dialect), ctx)
+            else:
+                top = _Planner(ctx, dialect).level(select, parent=None, role="view")
     except RecursionError as err:
         raise UnsupportedSqlError(
             "the query nests deeper than the planner supports", view=name, path=path
         ) from err
-    tables = sorted(top.tables)
+    tables = sorted(top.tables - {CONSTANT_TABLE})
     identity = canonical_json([template.text, ctx.params])
     family = None
     if top.aggregate.windowed if top.aggregate is not None else top.windowed and not top.nested():
@@ -431,7 +488,7 @@ class BindablePlan:
         assert planner.top_scope is not None
         self.text = template.text
         self.top = top
-        self.tables = sorted(top.tables)
+        self.tables = sorted(top.tables - {CONSTANT_TABLE})
         self.scope = planner.top_scope
         self.deferred = planner.deferred
         self.seed_candidates = planner.seed_candidates
@@ -475,6 +532,8 @@ class BindablePlan:
 
 def _plan_bindable(template: Template, view: str, path: str | None) -> BindablePlan | None:
     """Plan a template once for all parameter values (see :class:`BindablePlan`)."""
+    if not isinstance(template.select, exp.Select):
+        return None  # a set operation: planned per view
     ctx = CompileContext(view=view, path=path, params={}, template=True)
     planner = _Planner(ctx)
     try:
@@ -482,7 +541,7 @@ def _plan_bindable(template: Template, view: str, path: str | None) -> BindableP
             top = planner.level(template.select, parent=None, role="view")
     except (TemplateParam, SqlError, RecursionError):
         return None  # planned per view, which reports any error with that view's name
-    if any(level.atoms for level in _levels(top)):
+    if any(level.atoms or level.scalars for level in _levels(top)):
         return None  # a WHERE subquery's contents live in its plan: one per view
     return BindablePlan(template, planner, top)
 
@@ -491,6 +550,8 @@ def _levels(level: LevelPlan) -> list[LevelPlan]:
     out = [level]
     for atom in level.atoms:
         out.extend(_levels(atom.level))
+    for scalar in level.scalars:
+        out.extend(_levels(scalar.level))
     for item in level.items:
         if item.child is not None:
             out.extend(_levels(item.child))
@@ -498,12 +559,15 @@ def _levels(level: LevelPlan) -> list[LevelPlan]:
 
 
 class _Planner:
-    def __init__(self, ctx: CompileContext):
+    def __init__(self, ctx: CompileContext, dialect: str | None = None):
         self.ctx = ctx
         # template mode (``ctx.template``): what binding a subscription compiles
         self.deferred: list[TruthFn | exp.Expression] = []
         self.seed_candidates: list[tuple[str, exp.Expression]] = []
         self.top_scope: Scope | None = None
+        # SPEC 2: a select-list subquery is SurrealQL nesting in the default dialect, a
+        # scalar subquery in a standard one
+        self.dialect = dialect
 
     def level(self, select: exp.Select, parent: Scope | None, role: str) -> LevelPlan:
         """Plan one SELECT. ``role`` is ``view``, ``nested``, ``in`` or ``exists``."""
@@ -521,6 +585,7 @@ class _Planner:
             )
         plan = LevelPlan(sources=sources)
         compiler = ExpressionCompiler(scope, ctx, atom_hook=None)
+        compiler.scalar_hook = self._scalar_hook(plan)
 
         residuals: list[TruthFn] = []
         where = select.args.get("where")
@@ -554,12 +619,15 @@ class _Planner:
                 plan.static_sql.append(conjunct.sql())
             elif parent is not None and self._correlation(conjunct, scope, plan):
                 continue
+            elif role == "scalar" and depths <= {0, 1}:
+                plan.outer_residual.append((conjunct, self._outer_truth(conjunct, scope)))
             else:
                 raise ctx.unsupported(
                     conjunct,
                     "a condition on an outer query's row that is not an equality with this one",
                     hint="correlate with inner_column = outer_column",
                 )
+        self._prefilters(plan, where_parts, sources, scope)
         static = residuals + static
         plan.static_sql = extra_static + plan.static_sql
         if deferring:
@@ -569,12 +637,15 @@ class _Planner:
         if dynamic:
             hook = self._atom_hook(plan)
             dyn_compiler = ExpressionCompiler(scope, ctx, atom_hook=hook)
+            dyn_compiler.scalar_hook = compiler.scalar_hook
             parts = [dyn_compiler.truth(node, True) for node in dynamic]
             plan.dynamic_filter = parts[0] if len(parts) == 1 else _all(parts)
             plan.dynamic_sql = [node.sql() for node in dynamic]
         self._index_hints(plan, select, scope, role)
 
         # select list
+        if role == "scalar":
+            return plan  # the caller plans the value (scalar_atom)
         if _is_aggregate(select):
             if role != "view":
                 raise ctx.unsupported(select, "GROUP BY, DISTINCT or aggregates inside a subquery")
@@ -643,7 +714,10 @@ class _Planner:
         ctx = self.ctx
         from_ = select.args.get("from_") or select.args.get("from")
         if from_ is None:
-            raise ctx.unsupported(select, "a SELECT without FROM")
+            if select.args.get("joins"):
+                raise ctx.unsupported(select, "a JOIN without FROM")
+            # a constant level: one row of no record (see CONSTANT_TABLE)
+            return [(CONSTANT_TABLE, CONSTANT_TABLE)], []
         first = from_.this
         sources = [self._table(first)]
         joins: list[exp.Join] = list(select.args.get("joins") or [])
@@ -843,6 +917,43 @@ class _Planner:
         on_sql = " AND ".join(used) if used else "TRUE (a product)"
         return JoinStep(table, alias, left_keys, right_keys, on_sql)
 
+    def _prefilters(
+        self,
+        plan: LevelPlan,
+        where_parts: list[exp.Expression],
+        sources: list[tuple[str, str]],
+        scope: Scope,
+    ) -> None:
+        """Push WHERE conjuncts that read one source only down to that source, for levels
+        with joins and no LEFT JOIN: the first source's changes and each private right
+        index then hold only passing records, so a product of filtered tables stays small.
+        The conjuncts stay in WHERE, which judges every row as before."""
+        if not plan.joins or plan.has_left_join:
+            return
+        by_source: dict[int, list[TruthFn]] = {}
+        for conjunct in where_parts:
+            if _has_subquery(conjunct):
+                continue
+            if self.ctx.template and mentions_param(conjunct):
+                continue  # a template's binding compiles it (in WHERE, which judges rows)
+            positions = self._positions(conjunct, scope)
+            if positions is None or len(positions) != 1:
+                continue
+            if referenced_depths(conjunct, scope, self.ctx) - {0}:
+                continue
+            index = next(iter(positions))
+            if index > 0 and plan.joins[index - 1].right_field is not None:
+                continue  # that step reads the shared index: nothing to keep smaller
+            table, alias = sources[index]
+            own = ExpressionCompiler(Scope({alias: 0}, [table], scope.parent), self.ctx)
+            by_source.setdefault(index, []).append(own.truth(conjunct, True))
+        for index, parts in by_source.items():
+            predicate = _all_of(parts)
+            if index == 0:
+                plan.first_filter = predicate
+            else:
+                plan.joins[index - 1].prefilter = predicate
+
     def _pin_pair(
         self, node: exp.Expression, scope: Scope, index: int
     ) -> tuple[exp.Expression, exp.Expression] | None:
@@ -929,7 +1040,12 @@ class _Planner:
             kind = "in"
         if not isinstance(select, exp.Select):
             raise ctx.unsupported(node, "a subquery that is not a plain SELECT")
-        child = self.level(select, parent=scope, role=kind)
+        try:
+            child = self.level(select, parent=scope, role=kind)
+        except UnsupportedSqlError:
+            if kind != "exists":
+                raise
+            return self._exists_as_count(node, select, scope, plan)
         state = AtomState()
         probe = ExpressionCompiler(scope, ctx).value(node.this) if kind == "in" else None
         atom = SubqueryAtom(kind, child, probe, child.outer_keys, state, node.sql())
@@ -960,6 +1076,144 @@ class _Planner:
             return None if group[1] else 0
 
         return in_subquery
+
+    # scalar subqueries ---------------------------------------------------------------
+    def _scalar_hook(self, plan: LevelPlan) -> Callable[[exp.Expression, Scope], RowFn]:
+        def hook(node: exp.Expression, scope: Scope) -> RowFn:
+            return self._scalar(node, scope, plan)
+
+        return hook
+
+    def _scalar(self, node: exp.Expression, scope: Scope, plan: LevelPlan) -> RowFn:
+        """Plan ``(SELECT ...)`` in an expression of ``plan``'s level as a row stage; the
+        returned reader takes the value the stage appends to the row."""
+        ctx = self.ctx
+        select = node.this
+        for planned in plan.scalars:
+            if planned.sql == node.sql():  # the same subquery (ORDER BY 1 of it): one stage
+                same = planned.position
+                return lambda row: row[same]
+        if not isinstance(select, exp.Select):
+            raise ctx.unsupported(node, "a scalar subquery that is not a plain SELECT")
+        if len(select.expressions) != 1:
+            raise ctx.error(node, "a scalar subquery must select exactly one column")
+        item = select.expressions[0]
+        target = item.this if isinstance(item, exp.Alias) else item
+        if isinstance(target, exp.Star) or (
+            isinstance(target, exp.Column) and isinstance(target.this, exp.Star)
+        ):
+            raise ctx.error(node, "a scalar subquery must select one value, not *")
+        child = self.level(select, parent=scope, role="scalar")
+        if child.outer_residual and (child.atoms or child.scalars):
+            raise ctx.unsupported(
+                node, "a subquery correlated by an inequality that has subqueries itself"
+            )
+        child_scope = Scope(
+            {alias: i for i, (_, alias) in enumerate(child.sources)},
+            [t for t, _ in child.sources],
+            scope,
+        )
+        aggregate: AggregatePlan | None = None
+        value_fn: RowFn | None = None
+        if _is_aggregate(select):
+            if select.args.get("group") or select.args.get("distinct"):
+                raise ctx.unsupported(node, "GROUP BY or DISTINCT in a scalar subquery")
+            named = select.copy()
+            named.set("expressions", [exp.alias_(target.copy(), "_value", quoted=True)])
+            for arg in ("order", "limit", "offset"):
+                if named.args.get(arg):
+                    raise ctx.unsupported(
+                        node, "ORDER BY, LIMIT or OFFSET in an aggregate subquery"
+                    )
+            aggregate = _AggregatePlanner(ctx, child_scope).plan(named)
+        else:
+            compiler = ExpressionCompiler(child_scope, ctx)
+            compiler.scalar_hook = self._scalar_hook(child)
+            value_fn = compiler.value(target)
+            self._order_window(select, child, compiler)
+            if child.outer_residual and (child.order or child.windowed):
+                raise ctx.unsupported(
+                    node, "ORDER BY or LIMIT in a subquery correlated by an inequality"
+                )
+        width = len(plan.sources)
+        position = width + len(plan.scalars)
+        atom = ScalarAtom(
+            child,
+            child.outer_keys,
+            _all_of([fn for _, fn in child.outer_residual]),
+            aggregate,
+            value_fn,
+            position,
+            len(child.sources),
+            node.sql(),
+            [n.sql() for n, _ in child.outer_residual],
+            self._bounds(child, scope),
+        )
+        plan.scalars.append(atom)
+        return lambda row: row[position]
+
+    def _exists_as_count(
+        self, node: exp.Expression, select: exp.Select, scope: Scope, plan: LevelPlan
+    ) -> RowFn:
+        """``EXISTS (SELECT ... WHERE x.b < t1.b)``: correlated by more than equalities, it
+        is a scalar stage counting the matching rows (EXISTS is a count above 0)."""
+        counting = select.copy()
+        counting.set("expressions", [exp.Count(this=exp.Star())])
+        for arg in ("order", "limit", "offset"):
+            counting.set(arg, None)
+        if counting.args.get("group") or counting.args.get("having"):
+            raise self.ctx.unsupported(node, "GROUP BY in an EXISTS correlated by an inequality")
+        count = self._scalar(exp.Subquery(this=counting), scope, plan)
+        return lambda row: 1 if count(row) else 0
+
+    def _outer_scope(self, scope: Scope) -> Scope:
+        """A subquery level's scope seen from a row ``(*its sources, *outer row)``: its own
+        aliases first, then its parent's (shifted); unqualified names stay its own."""
+        assert scope.parent is not None
+        width = len(scope.tables)
+        aliases = {alias: width + i for alias, i in scope.parent.aliases.items()}
+        aliases.update(scope.aliases)
+        return Scope(aliases, scope.tables, scope.parent.parent)
+
+    def _outer_truth(self, node: exp.Expression, scope: Scope) -> TruthFn:
+        return ExpressionCompiler(self._outer_scope(scope), self.ctx).truth(node, True)
+
+    def _bounds(self, child: LevelPlan, scope: Scope) -> list[tuple[RowFn, str, RowFn]]:
+        """The residual's ``inner OP outer`` comparisons: (inner fn, OP, outer fn), OP
+        written as ``inner OP outer`` with inner on the left."""
+        out: list[tuple[RowFn, str, RowFn]] = []
+        flip = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+        ops: dict[type[exp.Expression], str] = {
+            exp.LT: "<",
+            exp.LTE: "<=",
+            exp.GT: ">",
+            exp.GTE: ">=",
+        }
+        child_scope = Scope(
+            {alias: i for i, (_, alias) in enumerate(child.sources)},
+            [t for t, _ in child.sources],
+            scope,
+        )
+        for node, _ in child.outer_residual:
+            op = ops.get(type(node))
+            if op is None:
+                continue
+            left = referenced_depths(node.this, child_scope, self.ctx)
+            right = referenced_depths(node.expression, child_scope, self.ctx)
+            if left == {0} and right == {1}:
+                inner, outer = node.this, node.expression
+            elif left == {1} and right == {0}:
+                inner, outer, op = node.expression, node.this, flip[op]
+            else:
+                continue
+            out.append(
+                (
+                    ExpressionCompiler(child_scope, self.ctx).value(inner),
+                    op,
+                    ExpressionCompiler(child_scope, self.ctx, base_depth=1).value(outer),
+                )
+            )
+        return out
 
     # select list -----------------------------------------------------------------
     def _items(
@@ -996,6 +1250,8 @@ class _Planner:
                 items.append(SelectItem(STAR_OF, position=found[1], sql=f"{target.table}.*"))
                 continue
             nested = _nested_subquery(target)
+            if nested is not None and self.dialect is not None and isinstance(target, exp.Subquery):
+                nested = None  # a standard dialect: a scalar subquery (SPEC 2)
             if nested is not None:
                 subquery, single = nested
                 if not alias:
@@ -1015,7 +1271,7 @@ class _Planner:
                     child.limit = 1
                 items.append(item)
             else:
-                if _has_subquery(target):
+                if _has_subquery(target) and compiler.scalar_hook is None:
                     raise ctx.unsupported(
                         target,
                         "a subquery inside a select-list expression",
@@ -1150,7 +1406,7 @@ def order_items(
             target = _position_target(ordered, target, select, ctx)
         if isinstance(target, exp.Column) and not target.table and target.name in outputs:
             target = outputs[target.name]
-        if _has_subquery(target):
+        if _has_subquery(target) and compiler.scalar_hook is None:
             raise ctx.unsupported(ordered, "ORDER BY a subquery")
         items.append(
             OrderItem(
@@ -1252,11 +1508,27 @@ class _AggregateCompiler(ExpressionCompiler):
         if isinstance(node, exp.AggFunc):
             raise self.ctx.unsupported(node, f"aggregate function {node.key.upper()}")
         if isinstance(node, exp.Column) and not _is_param_column(node):
+            same = self._group_column(node)
+            if same is not None:
+                return lambda out: out[same]
             raise self.ctx.error(
                 node,
                 f"column {node.sql()} must appear in GROUP BY or inside an aggregate",
             )
         return super().value(node)
+
+    def _group_column(self, node: exp.Column) -> int | None:
+        """The GROUP BY slot of a column written otherwise there (``col1`` for
+        ``GROUP BY t.col1``): the same column of the same source."""
+        ref = resolve_column(node, self.scope, self.ctx)
+        for text, index in self.group_sql.items():
+            try:
+                group = sqlglot_parse_column(text)
+            except Exception:
+                continue
+            if group is not None and resolve_column(group, self.scope, self.ctx) == ref:
+                return index
+        return None
 
     def _aggregate(self, node: exp.Expression, kind: str, text: str) -> int:
         if text in self.aggregate_sql:
@@ -1264,8 +1536,8 @@ class _AggregateCompiler(ExpressionCompiler):
         arg_node = node.this
         distinct = isinstance(arg_node, exp.Distinct)
         if distinct:
-            if kind != "count" or len(arg_node.expressions) != 1:
-                raise self.ctx.unsupported(node, f"{text} (DISTINCT only with COUNT(x))")
+            if len(arg_node.expressions) != 1:
+                raise self.ctx.unsupported(node, f"{text} (DISTINCT of one argument only)")
             arg_node = arg_node.expressions[0]
         if getattr(node, "expressions", None):
             raise self.ctx.unsupported(node, f"{kind.upper()} with several arguments")
@@ -1280,6 +1552,48 @@ class _AggregateCompiler(ExpressionCompiler):
         self.aggregates.append(AggregateSpec(kind, arg, distinct, text))
         self.aggregate_sql[text] = len(self.aggregates) - 1
         return len(self.aggregates) - 1
+
+
+def sqlglot_parse_column(text: str) -> exp.Column | None:
+    """A GROUP BY expression's text read back, when it is a plain column."""
+    node: exp.Expression = exp.maybe_parse(text)
+    return node if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star) else None
+
+
+def _distinct_rewrite(
+    select: exp.Select, group_nodes: list[exp.Expression], scope: Scope, ctx: CompileContext
+) -> exp.Select | None:
+    """``SELECT DISTINCT`` with GROUP BY or aggregates as an equivalent query without one
+    of the two, or None: without GROUP BY an aggregate query has one row (DISTINCT is
+    moot); a select list holding every GROUP BY expression has distinct rows already;
+    without any aggregate, DISTINCT over the groups is DISTINCT over the rows."""
+    has_aggregate = any(_has_aggregate(n) for n in select.expressions) or bool(
+        select.args.get("having")
+    )
+    order = select.args.get("order")
+    if order is not None and any(_has_aggregate(o) for o in order.expressions):
+        has_aggregate = True
+    copy = select.copy()
+    if not group_nodes:
+        copy.set("distinct", None)
+        return copy
+    targets = [n.this if isinstance(n, exp.Alias) else n for n in select.expressions]
+    shown = {t.sql() for t in targets}
+    refs = set()
+    for t in targets:
+        if isinstance(t, exp.Column) and not isinstance(t.this, exp.Star):
+            refs.add(resolve_column(t, scope, ctx))
+    covered = all(
+        g.sql() in shown or (isinstance(g, exp.Column) and resolve_column(g, scope, ctx) in refs)
+        for g in group_nodes
+    )
+    if covered:
+        copy.set("distinct", None)
+        return copy
+    if not has_aggregate:
+        copy.set("group", None)
+        return copy
+    return None
 
 
 def _is_param_column(node: exp.Column) -> bool:
@@ -1308,7 +1622,10 @@ class _AggregatePlanner:
             if select.args["distinct"].args.get("on"):
                 raise ctx.unsupported(select, "DISTINCT ON")
             if group_nodes or any(_has_aggregate(n) for n in select.expressions):
-                raise ctx.unsupported(select, "DISTINCT together with GROUP BY or aggregates")
+                rewritten = _distinct_rewrite(select, group_nodes, scope, ctx)
+                if rewritten is None:
+                    raise ctx.unsupported(select, "DISTINCT together with GROUP BY or aggregates")
+                return self.plan(rewritten)
             group_nodes = []
             for node in select.expressions:
                 target = node.this if isinstance(node, exp.Alias) else node
@@ -1383,6 +1700,22 @@ class _AggregatePlanner:
             sql=described,
             core=core,
         )
+
+
+def scalar_describe(scalar: ScalarAtom, indent: int) -> list[str]:
+    """A scalar subquery stage for ``ssp explain``."""
+    how = []
+    if scalar.level.correlation_sql:
+        how.append("grouped by " + ", ".join(scalar.level.correlation_sql))
+    if scalar.residual_sql:
+        ordered = " (ordered index)" if scalar.bounds else ""
+        how.append("correlated by " + " AND ".join(scalar.residual_sql) + ordered)
+    title = f"scalar subquery: {scalar.sql}" + (f" [{'; '.join(how)}]" if how else " [one row]")
+    lines = scalar.level.describe(indent, title)
+    if scalar.aggregate is not None:
+        pad = "  " * (indent + 1)
+        lines[1:1] = [f"{pad}{line}" for line in scalar.aggregate.sql]
+    return lines
 
 
 def _source_count(level: LevelPlan, table: str) -> int:

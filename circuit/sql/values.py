@@ -1321,3 +1321,73 @@ def like(
     if value is None or pattern is None:
         return None
     return compile_like(_text_of(pattern), case_sensitive, escape)(value)
+
+
+def nullif(a: Value, b: Value) -> Value:
+    """``NULLIF(a, b)``: NULL when ``a = b`` is true, else ``a``."""
+    return None if eq(a, b) else a
+
+
+def cast_integer(v: Value) -> int | None:
+    """``CAST(v AS INTEGER)``: reals truncate (clamped), text by its integer prefix."""
+    if v is None:
+        return None
+    if isinstance(v, (list, dict)):
+        return 0
+    return _int_value(v)
+
+
+def cast_real(v: Value) -> float | None:
+    """``CAST(v AS REAL)``: text by its numeric prefix (``'1e3x'`` is 1000.0)."""
+    if v is None:
+        return None
+    return _real_value(v)
+
+
+def cast_numeric(v: Value) -> int | float | None:
+    """``CAST(v AS NUMERIC)``: numbers stay as they are; text becomes the number of its
+    prefix, an integer when that number is integral and fits 64 bits (``'3.0'`` is 3)."""
+    if v is None:
+        return None
+    kind = type(v)
+    if kind is int or kind is float:
+        return v  # type: ignore[return-value]
+    if kind is bool:
+        return int(v)  # type: ignore[arg-type]
+    text = v if kind is str else canonical_json(v)
+    ix, irc = _atoi64(text)  # type: ignore[arg-type]
+    if irc == 0:
+        return ix
+    real = _atof(text)[0]  # type: ignore[arg-type]
+    if math.isfinite(real) and real == math.floor(real) and -(2.0**63) <= real < 2.0**63:
+        return int(real)
+    return real
+
+
+def cast_text(v: Value) -> str | None:
+    """``CAST(v AS TEXT)``."""
+    return to_text(v)
+
+
+CASTS: dict[str, Callable[[Value], Value]] = {
+    "INTEGER": cast_integer,
+    "REAL": cast_real,
+    "NUMERIC": cast_numeric,
+    "TEXT": cast_text,
+}
+"""SQLite's type affinities, each with its CAST."""
+
+
+def affinity(type_name: str) -> str | None:
+    """SQLite's affinity of a declared type name (section 3.1 of its datatype page); None
+    for BLOB (a CAST to it is outside the subset)."""
+    name = type_name.upper()
+    if "INT" in name:
+        return "INTEGER"
+    if "CHAR" in name or "CLOB" in name or "TEXT" in name:
+        return "TEXT"
+    if "BLOB" in name or "BINARY" in name or not name:
+        return None
+    if "REAL" in name or "FLOA" in name or "DOUB" in name:
+        return "REAL"
+    return "NUMERIC"

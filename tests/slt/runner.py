@@ -247,6 +247,8 @@ def _qualify(select: exp.Select, schema: dict[str, list[str]]) -> None:
     """Qualify unqualified columns of a multi-source SELECT and spell out its ``*``."""
     sources = _sources(select)
     if len(sources) < 2:
+        if sources and select.args.get("distinct"):
+            _expand_stars(select, sources, schema)  # DISTINCT needs named columns
         return
     owners: dict[str, list[str]] = {}
     for table, alias in sources:
@@ -261,6 +263,12 @@ def _qualify(select: exp.Select, schema: dict[str, list[str]]) -> None:
         found = owners.get(column.name.lower(), [])
         if len(found) == 1:
             column.set("table", exp.to_identifier(found[0]))
+    _expand_stars(select, sources, schema)
+
+
+def _expand_stars(
+    select: exp.Select, sources: list[tuple[str, str]], schema: dict[str, list[str]]
+) -> None:
     expanded: list[exp.Expression] = []
     changed = False
     for item in select.expressions:
