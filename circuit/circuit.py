@@ -24,7 +24,7 @@ from .operators import TableChanges
 from .sql.keys import hash_key
 from .sql.plan import ViewPlan, plan_view
 from .sql.values import json_equal
-from .tables import Applied, Tables
+from .tables import Applied, Tables, field_key
 from .updates import (
     FLAT,
     FORMATS,
@@ -693,13 +693,12 @@ class Circuit:
         for (right_field, source, left_field, route_field), by_value in by_key.items():
             joined = index_of(source, left_field)
             for _rid, old, new in changes:
-                for record in (old, new):
-                    if record is None:
+                before = field_key(old, right_field)
+                after = field_key(new, right_field)
+                for key in (before,) if after == before else (before, after):
+                    if key is None:
                         continue
-                    value = record.get(right_field)
-                    if value is None:
-                        continue
-                    for left in joined.get(hash_key(value), {}).values():
+                    for left in joined.get(key, {}).values():
                         pinned = left.get(route_field)
                         if pinned is not None:
                             for view in by_value.get(hash_key(pinned), ()):

@@ -19,6 +19,14 @@ from .sql.keys import hash_key
 from .sql.values import json_equal
 
 
+def field_key(record: dict[str, Any] | None, field: str) -> Any:
+    """A record's key in the field index by ``field`` (None: no record, or NULL)."""
+    if record is None:
+        return None
+    value = record.get(field)
+    return None if value is None else hash_key(value)
+
+
 class Tables:
     """Every table's records and every record's version."""
 

@@ -28,6 +28,7 @@ from typing import Any
 from ..sql.keys import hash_key
 from ..sql.plan import JoinStep, LevelPlan
 from ..tables import Tables
+from ..tables import field_key as _field_key
 from . import Delta, Row, RowKey, TableChanges
 
 KeyFn = Callable[[Row], Any]
@@ -257,12 +258,6 @@ class JoinChain:
         for lkey, lrow in touched.items():
             outputs(new_out, lkey, lrow)
         return _pair(old_out, new_out)
-
-
-def _field_key(record: dict[str, Any], field: str) -> Any:
-    """The hashable key of a record's field (None for NULL), as field indexes key it."""
-    value = record.get(field)
-    return None if value is None else hash_key(value)
 
 
 def _right_before(

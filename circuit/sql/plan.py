@@ -811,30 +811,21 @@ class _Planner:
             if len(left_nodes) == 1 and right_field is not None
             else None
         )
-        if left_outer:
-            # ON conditions of a LEFT JOIN decide what matches, not which rows stay
-            step = JoinStep(
-                table,
-                alias,
-                left_keys,
-                right_keys,
-                on.sql(),
-                True,
-                _all_of(residual),
-                right_field,
-                left_field,
-            )
-            return step, []
-        plan.static_sql.extend(residual_sql)
+        # ON conditions of a LEFT JOIN decide what matches, not which rows stay
         step = JoinStep(
             table,
             alias,
             left_keys,
             right_keys,
             on.sql(),
+            left_outer=left_outer,
+            residual=_all_of(residual) if left_outer else None,
             right_field=right_field,
             left_field=left_field,
         )
+        if left_outer:
+            return step, []
+        plan.static_sql.extend(residual_sql)
         return step, residual
 
     def _cross_order(
